@@ -1,0 +1,360 @@
+"""AR -> diffusion conversion: detect, convert (weights unchanged, mask token added), identity gate.
+
+Run: python -m a2dkit.convert --model_name_or_path Qwen/Qwen3-0.6B --output_dir models/a2d/Qwen3
+References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; dLLM A2D convert.py (same flags).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from a2dkit import modeling
+
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(modeling.FAMILIES)
+MASK_TOKEN = "<|mask|>"
+# state-dict keys allowed to differ between the source and the A2D model (none today: same classes)
+STATE_DICT_ALLOW_LIST: frozenset[str] = frozenset()
+
+_ENCODER_ONLY = (
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "deberta",
+    "deberta-v2",
+    "modernbert",
+    "electra",
+    "distilbert",
+    "albert",
+)
+_ENCODER_DECODER = ("t5", "mt5", "bart", "mbart", "pegasus", "marian", "led", "umt5")
+_STATE_SPACE = ("mamba", "mamba2", "falcon_mamba", "rwkv", "jamba", "zamba", "recurrent_gemma")
+
+
+class UnsupportedModelError(ValueError):
+    """The model cannot be converted; the message names its ``model_type`` and every reason."""
+
+
+@dataclass
+class Verdict:
+    """What :func:`detect` found out from a config alone."""
+
+    model_type: str
+    supported: bool
+    family: str | None = None
+    target_model_type: str | None = None
+    actions: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    def raise_if_unsupported(self) -> None:
+        if not self.supported:
+            raise UnsupportedModelError(
+                f"model_type={self.model_type!r} is not supported: {'; '.join(self.reasons)}. "
+                f"Supported: {SUPPORTED_MODEL_TYPES}"
+            )
+
+    def __str__(self) -> str:
+        head = f"model_type={self.model_type!r}: " + ("supported" if self.supported else "REFUSED")
+        lines = [f"  - will {a}" for a in self.actions] + [f"  - reason: {r}" for r in self.reasons]
+        return "\n".join([head, *lines])
+
+
+def load_config(model_name_or_path: str | os.PathLike, trust_remote_code: bool = False):
+    """``AutoConfig.from_pretrained`` with a clear error for unknown paths and an offline Hub."""
+    name = str(model_name_or_path)
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    if not Path(name).is_dir() and (offline or name.startswith((".", "/", "~"))):
+        where = "the Hub is offline (HF_HUB_OFFLINE=1)" if offline else "no such directory"
+        raise ValueError(
+            f"model_name_or_path={name!r} is not a local checkpoint directory and {where}; "
+            "pass a directory holding config.json or a Hub id with network access"
+        )
+    try:
+        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"model_name_or_path={name!r} could not be loaded: {err}") from err
+
+
+def _refusal_reasons(config: PretrainedConfig) -> list[str]:
+    mt = config.model_type
+    reasons = []
+    if mt.startswith("a2d-") or getattr(config, "is_causal", True) is False:
+        reasons.append("already non-causal (an A2D/diffusion checkpoint): nothing to convert")
+    if mt in _ENCODER_ONLY:
+        reasons.append("encoder-only model: already bidirectional and not an autoregressive LM")
+    if getattr(config, "is_encoder_decoder", False) or mt in _ENCODER_DECODER:
+        reasons.append("encoder-decoder model: A2D converts decoder-only LMs")
+    if mt in _STATE_SPACE:
+        reasons.append("state-space/recurrent model: no attention whose mask could be changed")
+    if getattr(config, "use_sliding_window", False) or (
+        mt == "mistral" and getattr(config, "sliding_window", None) is not None
+    ):
+        reasons.append(
+            "sliding-window attention is not handled by the A2D mask mechanism "
+            "(set sliding_window=None to treat it as full attention)"
+        )
+    impl = getattr(config, "_attn_implementation", None)
+    if impl not in (None, *modeling.MASKABLE_ATTENTION):
+        reasons.append(f"attn_implementation={impl!r} is causal-only; use sdpa or eager")
+    if mt not in SUPPORTED_MODEL_TYPES and not reasons:
+        reasons.append("family not supported by the generic A2D mechanism")
+    return reasons
+
+
+def detect(config_or_path, trust_remote_code: bool = False) -> Verdict:
+    """Read only the config (no weights, no GPU) and say whether and how it converts.
+
+    Args:
+        config_or_path: a ``PretrainedConfig``, a config dict, a local directory or a Hub id.
+    """
+    if isinstance(config_or_path, dict):
+        config = AutoConfig.for_model(**config_or_path)
+    elif isinstance(config_or_path, PretrainedConfig):
+        config = config_or_path
+    else:
+        config = load_config(config_or_path, trust_remote_code)
+    reasons = _refusal_reasons(config)
+    verdict = Verdict(model_type=config.model_type, supported=not reasons, reasons=reasons)
+    if verdict.supported:
+        verdict.family = config.model_type
+        verdict.target_model_type = modeling.a2d_model_type(config.model_type)
+        verdict.actions = [
+            f"relabel model_type {config.model_type!r} -> {verdict.target_model_type!r}",
+            "set is_causal=False: bidirectional attention (MDLM) or staircase masks (BD3LM)",
+            f"add the mask token {MASK_TOKEN} (reuse a spare embedding row if the vocab has one, "
+            "else resize the embeddings)",
+            "keep every weight bit-identical; check the causal identity gate before saving",
+        ]
+    return verdict
+
+
+def add_mask_token(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, mask_token=MASK_TOKEN
+):
+    """Add ``mask_token`` to the tokenizer; resize the embeddings only if no spare row exists.
+
+    Returns:
+        (mask_token_id, reused_spare_row)
+    """
+    if tokenizer.mask_token_id is None:
+        tokenizer.add_special_tokens({"mask_token": mask_token})
+    mask_id = tokenizer.mask_token_id
+    rows = model.get_input_embeddings().weight.shape[0]
+    reused = mask_id < rows
+    if not reused:  # never produce an id outside the embedding matrix
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    model.config.mask_token_id = mask_id
+    return mask_id, reused
+
+
+def check_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Diffusion sampling and SFT stop on EOS: a tokenizer without one is refused."""
+    if tokenizer.eos_token_id is None:
+        raise ValueError(
+            f"tokenizer {type(tokenizer).__name__} has no eos_token; set one "
+            "(e.g. tokenizer.eos_token = '<|endoftext|>') before converting"
+        )
+
+
+def to_diffusion(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, mask_token=MASK_TOKEN):
+    """Convert an in-memory AR model into its A2D counterpart (weights copied, never changed).
+
+    Returns:
+        (a2d_model, tokenizer, info) where info holds ``mask_token_id`` and ``reused_spare_row``.
+    """
+    detect(model.config).raise_if_unsupported()
+    check_tokenizer(tokenizer)
+    modeling.register_all()
+    family = model.config.model_type
+    config_cls = modeling.A2D_CONFIGS[modeling.a2d_model_type(family)]
+    cfg = model.config.to_dict()
+    cfg.pop("model_type", None)
+    cfg.pop("architectures", None)
+    config = config_cls(**cfg, is_causal=False)
+    config._attn_implementation = model.config._attn_implementation
+    a2d = modeling.A2D_MODELS[config.model_type](config).to(model.dtype)
+    result = a2d.load_state_dict(model.state_dict(), strict=False)
+    bad = (set(result.missing_keys) | set(result.unexpected_keys)) - STATE_DICT_ALLOW_LIST
+    if bad:
+        raise RuntimeError(f"state dict mismatch after conversion (not in the allow-list): {bad}")
+    mask_id, reused = add_mask_token(a2d, tokenizer, mask_token)
+    a2d.eval()
+    return a2d, tokenizer, {"mask_token_id": mask_id, "reused_spare_row": reused, "family": family}
+
+
+@torch.no_grad()
+def identity_gate(
+    source: PreTrainedModel, converted: PreTrainedModel, input_ids: torch.Tensor, atol: float = 1e-5
+) -> dict:
+    """Driven with a causal mask, the converted model must reproduce the source logits (fp32).
+
+    Args:
+        input_ids: (B, L) long, ids inside the source vocabulary.
+    """
+    seq_len = input_ids.shape[1]
+    causal = torch.tril(torch.ones(seq_len, seq_len, dtype=torch.bool))[None, None]  # (1, 1, L, L)
+    dtypes = source.dtype, converted.dtype
+    ref = source.float()(input_ids).logits  # (B, L, V)
+    out = converted.float()(input_ids, attention_mask=causal.expand(len(input_ids), -1, -1, -1))
+    source.to(dtypes[0]), converted.to(dtypes[1])  # the gate runs in fp32, the models keep theirs
+    vocab = ref.shape[-1]
+    diff = (out.logits[..., :vocab] - ref).abs().max().item()
+    return {
+        "max_abs_diff": diff,
+        "atol": atol,
+        "passed": bool(diff <= atol),
+        "batch_shape": list(input_ids.shape),
+    }
+
+
+def gate_batch(vocab_size: int, batch: int = 2, seq_len: int = 16, seed: int = 0) -> torch.Tensor:
+    """The fixed batch the identity gate runs on: (batch, seq_len) ids drawn with a fixed seed."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab_size, (batch, seq_len), generator=gen)
+
+
+def manifest_dict(**entries) -> dict:
+    """Versions and provenance written beside every converted checkpoint."""
+    import transformers
+
+    from a2dkit import __version__
+
+    versions = {
+        "a2dkit": __version__,
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+    }
+    return {
+        "versions": versions,
+        **{k: (asdict(v) if hasattr(v, "__dataclass_fields__") else v) for k, v in entries.items()},
+    }
+
+
+def _sha256_files(paths: list[Path]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
+    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
+        raise ValueError(
+            f"output_dir={str(output_dir)!r} exists and is not empty; "
+            "pass --overwrite True or choose another directory"
+        )
+
+
+def _source_weights(name: str, allow_pickle_weights: bool) -> list[Path]:
+    """Local safetensors files of the source (empty for Hub ids); refuse pickles unless opted in."""
+    path = Path(name)
+    if not path.is_dir():
+        return []
+    safetensors = sorted(path.glob("*.safetensors"))
+    pickles = sorted(path.glob("*.bin")) + sorted(path.glob("*.pt"))
+    if not safetensors and pickles and not allow_pickle_weights:
+        raise ValueError(
+            f"{name!r} has only pickle weights ({pickles[0].name}); loading them can run code. "
+            "Re-save as safetensors or pass --allow_pickle_weights True"
+        )
+    return safetensors or pickles
+
+
+def convert(
+    model_name_or_path: str,
+    output_dir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    trust_remote_code: bool = False,
+    allow_pickle_weights: bool = False,
+    attn_implementation: str = "sdpa",
+    mask_token: str = MASK_TOKEN,
+) -> Path:
+    """Convert a checkpoint on disk (or on the Hub) and save a standard HF checkpoint + manifest.
+
+    Every check (output dir, config, tokenizer, weight format) runs before the weights load.
+    """
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = Path(output_dir)
+    _check_output_dir(out, overwrite)
+    modeling.check_attention_implementation(attn_implementation)
+    name = str(model_name_or_path)
+    verdict = detect(name, trust_remote_code)
+    verdict.raise_if_unsupported()
+    tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    check_tokenizer(tokenizer)
+    weights = _source_weights(name, allow_pickle_weights)
+    source = AutoModelForCausalLM.from_pretrained(
+        name,
+        trust_remote_code=trust_remote_code,
+        attn_implementation=attn_implementation,
+        use_safetensors=not allow_pickle_weights or None,
+        dtype="auto",
+    )
+    converted, tokenizer, info = to_diffusion(source, tokenizer, mask_token)
+    gate = identity_gate(source, converted, gate_batch(source.config.vocab_size))
+    if not gate["passed"]:
+        raise RuntimeError(f"identity gate failed, nothing saved: {gate}")
+    out.mkdir(parents=True, exist_ok=True)
+    converted.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    manifest = manifest_dict(
+        source={"name_or_path": name, "sha256": _sha256_files(weights) if weights else None},
+        verdict=verdict,
+        identity_gate=gate,
+        **info,
+    )
+    (out / "a2d_manifest.json").write_text(json.dumps(manifest, indent=2))
+    return out
+
+
+@dataclass
+class ConvertArguments:
+    """Flags of ``python -m a2dkit.convert`` (dLLM's names where they exist)."""
+
+    model_name_or_path: str = field(metadata={"help": "AR source: local dir or Hub id"})
+    output_dir: str | None = field(default=None, metadata={"help": "where to save the A2D model"})
+    overwrite: bool = False
+    trust_remote_code: bool = False
+    allow_pickle_weights: bool = False
+    attn_implementation: str = "sdpa"
+    mask_token: str = MASK_TOKEN
+    detect_only: bool = field(default=False, metadata={"help": "print the verdict and exit"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    from transformers import HfArgumentParser
+
+    (args,) = HfArgumentParser(ConvertArguments).parse_args_into_dataclasses(argv)
+    verdict = detect(args.model_name_or_path, args.trust_remote_code)
+    print(verdict)
+    if args.detect_only:
+        return 0 if verdict.supported else 1
+    if args.output_dir is None:
+        raise ValueError("--output_dir is required unless --detect_only True")
+    out = convert(
+        args.model_name_or_path,
+        args.output_dir,
+        overwrite=args.overwrite,
+        trust_remote_code=args.trust_remote_code,
+        allow_pickle_weights=args.allow_pickle_weights,
+        attn_implementation=args.attn_implementation,
+        mask_token=args.mask_token,
+    )
+    print(f"converted -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
