@@ -1,0 +1,135 @@
+"""Offline stand-in for alpaca: tiny chat-format instruction tasks a small model learns on CPU.
+
+Tasks (user prompt -> exact assistant answer): add ("Add 23 and 58." -> "81"), copy, reverse, sort.
+References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573 (SFT data stays the AR chat format).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+
+from datasets import Dataset, DatasetDict
+
+__all__ = ["TASKS", "WORDS", "STOP_STRINGS", "make_synthetic_dataset", "exact_match"]
+
+# Short, common words: each is one or two BPE tokens in any real tokenizer.
+WORDS = (
+    "red blue green black white cat dog bird fish cow sun moon star rain snow tree leaf rock "
+    "sea sky one two three four five big small hot cold fast slow up down left right"
+).split()
+# Generation stops here (ChatML end of turn, end of text); exact_match cuts predictions at these.
+STOP_STRINGS = ("<|im_end|>", "<|endoftext|>")
+
+
+def _add(rng: random.Random) -> tuple[str, str]:
+    a, b = rng.randint(10, 99), rng.randint(10, 99)
+    return f"Add {a} and {b}.", str(a + b)
+
+
+def _copy(rng: random.Random) -> tuple[str, str]:
+    words = " ".join(rng.choices(WORDS, k=rng.randint(2, 4)))
+    return f"Copy: {words}", words
+
+
+def _reverse(rng: random.Random) -> tuple[str, str]:
+    words = rng.choices(WORDS, k=rng.randint(3, 4))
+    return f"Reverse the words: {' '.join(words)}", " ".join(reversed(words))
+
+
+def _sort(rng: random.Random) -> tuple[str, str]:
+    digits = [rng.randint(0, 9) for _ in range(rng.randint(3, 5))]
+    return f"Sort the digits: {' '.join(map(str, digits))}", " ".join(map(str, sorted(digits)))
+
+
+# task name -> generator(rng) -> (prompt, answer); answers are at most ~10 tokens.
+TASKS: dict[str, Callable[[random.Random], tuple[str, str]]] = {
+    "add": _add,
+    "copy": _copy,
+    "reverse": _reverse,
+    "sort": _sort,
+}
+
+
+def _rows(rows: list[tuple[str, str, str]]) -> Dataset:
+    return Dataset.from_dict(
+        {
+            "messages": [
+                [{"role": "user", "content": p}, {"role": "assistant", "content": a}]
+                for _, p, a in rows
+            ],
+            "answer": [a for _, _, a in rows],
+            "task": [t for t, _, _ in rows],
+        }
+    )
+
+
+def make_synthetic_dataset(
+    num_train: int = 2000,
+    num_test: int = 200,
+    seed: int = 0,
+    tasks: Sequence[str] = tuple(TASKS),
+) -> DatasetDict:
+    """Deterministic synthetic SFT data with disjoint train/test prompts.
+
+    Args:
+        num_train: number of train rows (>= 0).
+        num_test: number of held-out rows (>= 0); no user prompt appears in both splits.
+        seed: RNG seed; the same arguments always give the same rows.
+        tasks: subset of ``TASKS`` keys; each row draws its task uniformly from these.
+
+    Returns:
+        DatasetDict with splits "train"/"test" and columns ``messages`` (user, assistant),
+        ``answer`` (str, the assistant content) and ``task`` (str).
+    """
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    unknown = [t for t in tasks if t not in TASKS]
+    if not tasks or unknown:
+        raise ValueError(f"tasks={tasks!r} must be a non-empty subset of {sorted(TASKS)}")
+    for name, n in (("num_train", num_train), ("num_test", num_test)):
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"{name}={n!r} must be an integer >= 0")
+    rng, seen, rows = random.Random(seed), set(), []
+    total, budget = num_train + num_test, 50 * (num_train + num_test) + 1000
+    while len(rows) < total and budget > 0:
+        budget -= 1
+        task = rng.choice(tasks)
+        prompt, answer = TASKS[task](rng)
+        if prompt not in seen:  # unique prompts -> train and test are disjoint
+            seen.add(prompt)
+            rows.append((task, prompt, answer))
+    if len(rows) < total:
+        raise ValueError(
+            f"could only draw {len(rows)} distinct prompts for tasks={tasks}, "
+            f"but num_train + num_test = {total}; ask for fewer rows or add tasks"
+        )
+    return DatasetDict({"train": _rows(rows[:num_train]), "test": _rows(rows[num_train:])})
+
+
+def _normalize(text: str) -> str:
+    for stop in STOP_STRINGS:
+        text = text.split(stop, 1)[0]
+    return text.strip()
+
+
+def exact_match(predictions: list[str], references: list[str]) -> float:
+    """Fraction of predictions equal to their reference after normalisation.
+
+    Both sides are cut at the first ``<|im_end|>`` / ``<|endoftext|>`` and stripped of whitespace.
+
+    Args:
+        predictions: N generated strings.
+        references: N reference answers.
+
+    Returns:
+        Accuracy in [0, 1].
+    """
+    if len(predictions) != len(references):
+        raise ValueError(
+            f"len(predictions)={len(predictions)} != len(references)={len(references)}; "
+            "pass one prediction per reference"
+        )
+    if not references:
+        raise ValueError("exact_match needs at least one (prediction, reference) pair; got 0")
+    hits = sum(_normalize(p) == _normalize(r) for p, r in zip(predictions, references, strict=True))
+    return hits / len(references)
