@@ -1,0 +1,48 @@
+"""Seeded, offline fixtures: tiny tokenizers and models from a2dkit.tiny (never the Hub)."""
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+FAMILIES = ("qwen3", "qwen2", "llama", "mistral", "gpt2")
+TEXT = [
+    "First Citizen: Before we proceed any further, hear me speak.",
+    "All: Speak, speak. You are all resolved rather to die than to famish?",
+    "ROMEO: But, soft! what light through yonder window breaks?",
+] * 4
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def small_tokenizer():
+    """A byte-level BPE (vocab ~300) with eos=pad=<|endoftext|> and the ChatML template."""
+    from a2dkit import tiny
+
+    return tiny.train_tokenizer(TEXT, vocab_size=300)
+
+
+@pytest.fixture
+def fresh_tokenizer(small_tokenizer):
+    """A copy that a test may mutate (conversion adds <|mask|>)."""
+    import copy
+
+    return copy.deepcopy(small_tokenizer)
+
+
+def make_tiny_ar(family: str, tokenizer, attn_implementation: str = "sdpa", seed: int = 0):
+    """A tiny random AR model of ``family`` sized to the tokenizer (with spare embedding rows)."""
+    from a2dkit import tiny
+
+    vocab = tiny.padded_vocab_size(len(tokenizer))
+    return tiny.tiny_model(
+        family, vocab_size=vocab, seed=seed, attn_implementation=attn_implementation
+    )
