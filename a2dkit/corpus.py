@@ -79,7 +79,7 @@ def clean_play(raw: str) -> str:
     blocks = []
     for block in re.split(r"\n\s*\n", body):
         lines = [ln.strip() for ln in block.strip().splitlines() if ln.strip()]
-        if len(lines) < 2 or not re.fullmatch(r"[A-Z][A-Z .'-]+\.", lines[0]):
+        if len(lines) < 2 or not re.fullmatch(r"[A-Z][A-Za-z .'-]{0,30}\.", lines[0]):
             continue  # headings (ACT/SCENE) and lone lines are not speeches
         speaker = lines[0][:-1].title()
         blocks.append(f"{speaker}:\n" + "\n".join(lines[1:]))
