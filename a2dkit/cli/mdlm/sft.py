@@ -1,0 +1,19 @@
+"""MDLM SFT on chat data (prompt tokens never noised).
+
+Run: accelerate launch --config_file a2dkit/accelerate_configs/ddp.yaml -m a2dkit.cli.mdlm.sft \
+    --model_name_or_path models/a2d/Qwen3-0.6B \
+    --dataset_args tatsu-lab/alpaca --max_length 512 \
+    --output_dir models/a2d/Qwen3-0.6B/mdlm/sft
+References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573.
+"""
+
+from a2dkit.cli.train import main, run
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Parse the flags (HfArgumentParser) and train; returns the exit code."""
+    return main("mdlm", "sft", argv)
+
+
+if __name__ == "__main__":
+    run("mdlm", "sft")
