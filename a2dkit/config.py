@@ -14,14 +14,28 @@ from pathlib import Path
 from transformers import TrainingArguments
 
 from a2dkit.losses import LOSS_WEIGHT_TYPES, NORM_TYPES
+from a2dkit.modeling import MASKABLE_ATTENTION
 from a2dkit.schedules import SCHEDULES
 
+__all__ = [
+    "DTYPES",
+    "RESUME_LATEST",
+    "ModelArguments",
+    "DataArguments",
+    "MDLMConfig",
+    "BD3LMConfig",
+    "resolve_resume_checkpoint",
+]
+
 DTYPES = ("float32", "bfloat16", "float16", "auto")
+# --resume_from_checkpoint values meaning "the latest complete checkpoint-N in output_dir"
+RESUME_LATEST = ("auto", "latest", "True", "true")
+_NO_RESUME = (None, False, "", "none", "None", "False", "false")
 
 
-def _check_choice(name: str, value: str, valid) -> None:
+def _check_choice(name: str, value: object, valid: tuple) -> None:
     if value not in valid:
-        raise ValueError(f"{name}={value!r} is not valid; choose one of {tuple(valid)}")
+        raise ValueError(f"{name}={value!r} is not valid; choose one of {valid}")
 
 
 @dataclass
@@ -29,13 +43,15 @@ class ModelArguments:
     """Which model to train (a converted A2D checkpoint, or an AR one converted in memory)."""
 
     model_name_or_path: str = field(metadata={"help": "A2D checkpoint dir, or an AR model"})
-    attn_implementation: str = "sdpa"
-    dtype: str = field(default="float32", metadata={"help": f"one of {DTYPES}"})
+    attn_implementation: str = field(
+        default="sdpa", metadata={"help": f"one of {MASKABLE_ATTENTION} (flash is causal-only)"}
+    )
+    dtype: str = field(default="float32", metadata={"help": f"weights dtype, one of {DTYPES}"})
     trust_remote_code: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check_choice("dtype", self.dtype, DTYPES)
-        _check_choice("attn_implementation", self.attn_implementation, ("sdpa", "eager"))
+        _check_choice("attn_implementation", self.attn_implementation, MASKABLE_ATTENTION)
 
 
 @dataclass
@@ -43,68 +59,109 @@ class DataArguments:
     """Which data, and how to tokenize it (dLLM's flag names)."""
 
     dataset_args: str = field(
-        metadata={"help": "e.g. 'Trelis/tiny-shakespeare' or 'a+b[weight:0.3]'"}
+        metadata={"help": "e.g. 'Trelis/tiny-shakespeare' or 'a[weight:0.7]+b[weight:0.3]'"}
     )
-    text_field: str = "text"
-    insert_eos: bool = True
-    max_length: int = 512
-    streaming: bool = False
+    text_field: str = field(default="text", metadata={"help": "pt: the text column"})
+    insert_eos: bool = field(default=True, metadata={"help": "pt: EOS after every document"})
+    max_length: int = field(default=512, metadata={"help": "pt: packed row length; sft: cut-off"})
+    streaming: bool = field(default=False, metadata={"help": "stream (needs --max_steps)"})
     num_proc: int | None = None
-    mask_prompt_loss: bool = True
+    mask_prompt_loss: bool = field(default=True, metadata={"help": "sft: never noise the prompt"})
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        if isinstance(self.max_length, bool) or not isinstance(self.max_length, int):
+            raise TypeError(f"max_length must be an int, got {self.max_length!r}")
         if self.max_length <= 0:
             raise ValueError(f"max_length={self.max_length} must be a positive integer")
 
 
 @dataclass
 class MDLMConfig(TrainingArguments):
-    """``TrainingArguments`` plus the MDLM objective's options (defaults as in dLLM A2D)."""
+    """``TrainingArguments`` plus the MDLM objective's options (defaults as in dLLM A2D).
+
+    ``output_dir`` is required; ``--resume_from_checkpoint auto`` resumes from the latest complete
+    ``checkpoint-N`` in it (see :func:`resolve_resume_checkpoint`). ``report_to`` defaults to
+    "none" (transformers 5.x default): pass ``--report_to wandb`` to log.
+    """
 
     time_epsilon: float = field(default=1e-3, metadata={"help": "t ~ U[time_epsilon, 1)"})
     loss_weight_type: str = field(default="scheduler", metadata={"help": str(LOSS_WEIGHT_TYPES)})
     loss_norm_type: str = field(default="token", metadata={"help": str(NORM_TYPES)})
-    right_shift_logits: bool = False
-    alpha_schedule: str = field(default="linear", metadata={"help": str(tuple(SCHEDULES))})
-    antithetic_t: bool = False
+    right_shift_logits: bool = field(
+        default=False, metadata={"help": "predict token i from the logits at i - 1 (AR head)"}
+    )
+    alpha_schedule: str = field(
+        default="linear", metadata={"help": f"noise schedule alpha(t): {tuple(SCHEDULES)}"}
+    )
+    antithetic_t: bool = field(default=False, metadata={"help": "stratified t within a batch"})
+    learning_rate: float = 1e-4
     logging_steps: float = 10
+    save_only_model: bool = False  # checkpoints keep optimizer + RNG state: resume is exact
+    # keep every batch column: the trainer reads input_ids/labels/attention_mask itself
     remove_unused_columns: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        if self.output_dir is None:
+            raise ValueError("output_dir is required (e.g. --output_dir models/a2d/mdlm)")
         if not 0 <= self.time_epsilon < 1:
-            raise ValueError(f"time_epsilon={self.time_epsilon} must lie in [0, 1)")
+            raise ValueError(f"time_epsilon={self.time_epsilon} must lie in [0, 1), e.g. 1e-3")
         _check_choice("loss_weight_type", self.loss_weight_type, LOSS_WEIGHT_TYPES)
         _check_choice("loss_norm_type", self.loss_norm_type, NORM_TYPES)
         _check_choice("alpha_schedule", self.alpha_schedule, tuple(SCHEDULES))
+        _check_resume_value(self.resume_from_checkpoint)
         super().__post_init__()
 
 
 @dataclass
 class BD3LMConfig(MDLMConfig):
-    """MDLM options plus the block size of block diffusion."""
+    """MDLM options plus the block size of block diffusion (must divide each padded batch)."""
 
-    block_size: int = 32
+    block_size: int = field(default=32, metadata={"help": "tokens per block (> 0)"})
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        if isinstance(self.block_size, bool) or not isinstance(self.block_size, int):
+            raise TypeError(f"block_size must be an int, got {self.block_size!r}")
         if self.block_size <= 0:
-            raise ValueError(f"block_size={self.block_size} must be a positive integer")
+            raise ValueError(f"block_size={self.block_size} must be a positive integer, e.g. 32")
         super().__post_init__()
 
 
-def resolve_resume_checkpoint(output_dir: str | Path, value: str | bool | None) -> str | None:
-    """``--resume_from_checkpoint auto`` -> the latest ``checkpoint-N`` in ``output_dir`` (or None).
+def _check_resume_value(value: str | bool | None) -> None:
+    if value in _NO_RESUME or value is True or value in RESUME_LATEST:
+        return
+    if not Path(str(value)).is_dir():
+        raise ValueError(
+            f"resume_from_checkpoint={value!r} is not a directory; pass a checkpoint directory, "
+            f"one of {RESUME_LATEST} (latest checkpoint in output_dir) or leave it unset"
+        )
 
-    Any other value is returned unchanged (a path), ``True`` also means "latest" (HF convention).
+
+def _is_complete(checkpoint: Path) -> bool:
+    """A checkpoint whose save finished (HF writes trainer_state.json last)."""
+    return checkpoint.is_dir() and (checkpoint / "trainer_state.json").is_file()
+
+
+def resolve_resume_checkpoint(output_dir: str | Path, value: str | bool | None) -> str | None:
+    """Turn ``--resume_from_checkpoint`` into a checkpoint path, or None (start from scratch).
+
+    Args:
+        output_dir: the run's output directory (searched for ``checkpoint-<step>``).
+        value: None / "" / "none" -> None; "auto" (also "latest", True) -> the complete
+            ``checkpoint-<step>`` with the largest step (``checkpoint-final`` and checkpoints
+            without ``trainer_state.json``, e.g. cut off mid-save, are skipped), None if there is
+            none yet; anything else must be an existing directory and is returned as is.
+
+    Returns:
+        The checkpoint directory as a str, or None.
     """
-    if value in (None, False, "", "none", "None"):
+    if value in _NO_RESUME:
         return None
-    if value not in ("auto", True, "True", "true", "latest"):
-        if not Path(str(value)).is_dir():
-            raise ValueError(f"resume_from_checkpoint={value!r} is not a directory; or use 'auto'")
+    if value is not True and value not in RESUME_LATEST:
+        _check_resume_value(value)
         return str(value)
     steps = [
-        (int(m.group(1)), p)
-        for p in Path(output_dir).glob("checkpoint-*")
-        if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)) and p.is_dir()
+        (int(m.group(1)), path)
+        for path in Path(output_dir).glob("checkpoint-*")
+        if (m := re.fullmatch(r"checkpoint-(\d+)", path.name)) and _is_complete(path)
     ]
     return str(max(steps)[1]) if steps else None

@@ -1,37 +1,72 @@
 """Offline tiny assets: a byte-level BPE tokenizer, tiny configs of each family, a tiny AR Qwen3.
 
-These are the source models of every CPU-scale notebook and test (Qwen/Qwen3-0.6B at warmup/full).
+The source models of every CPU-scale notebook and test (Qwen/Qwen3-0.6B at warmup/full).
 Run: python -m a2dkit.tiny --output_dir runs/tiny-ar-qwen3
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573 (A2D starts from a pretrained AR model).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
+
 SUPPORTED_FAMILIES = ("qwen3", "qwen2", "llama", "mistral", "gpt2")
-SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-# Qwen-style ChatML: the SFT path is the same as for Qwen3
+EOS_TOKEN = "<|endoftext|>"
+SPECIAL_TOKENS = (EOS_TOKEN, "<|im_start|>", "<|im_end|>")  # no <|mask|>: conversion adds it
+# Qwen-style ChatML, so SFT takes the same path as for Qwen3. In transformers 5.x,
+# apply_chat_template(..., tokenize=True) returns a BatchEncoding (input_ids, attention_mask);
+# pass return_dict=False for a plain list of ids, tokenize=False for the string.
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+RESULT_FILE = "tiny_ar_result.json"
+_CONFIG_CLASSES = {
+    "qwen3": "Qwen3Config",
+    "qwen2": "Qwen2Config",
+    "llama": "LlamaConfig",
+    "mistral": "MistralConfig",
+    "gpt2": "GPT2Config",
+}
+_GPT2_NAMES = {  # GPT-2 spells the standard config fields differently
+    "hidden_size": "n_embd",
+    "num_hidden_layers": "n_layer",
+    "num_attention_heads": "n_head",
+    "max_position_embeddings": "n_positions",
+    "intermediate_size": "n_inner",
+}
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048):
-    """Byte-level BPE on ``texts``; eos = pad = ``<|endoftext|>``, plus the ChatML specials."""
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+    """Byte-level BPE trained on ``texts`` (deterministic given the texts).
+
+    eos = pad = ``<|endoftext|>``; ``<|im_start|>``/``<|im_end|>`` are special; the ChatML
+    :data:`CHAT_TEMPLATE` is set. Encoding adds no special tokens by itself.
+
+    Args:
+        texts: training strings (any iterable, consumed once).
+        vocab_size: total size including the 256 byte symbols and the 3 special tokens.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    if not isinstance(vocab_size, int) or vocab_size < 256 + len(SPECIAL_TOKENS):
+        raise ValueError(f"vocab_size={vocab_size!r} must be an int >= {256 + len(SPECIAL_TOKENS)}")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -44,29 +79,61 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048):
     tok.train_from_iterator(texts, trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
+        eos_token=EOS_TOKEN,
+        pad_token=EOS_TOKEN,
         additional_special_tokens=list(SPECIAL_TOKENS[1:]),
         chat_template=CHAT_TEMPLATE,
     )
 
 
-def load_tiny_tokenizer(vocab_size: int = 2048):
-    """The tiny-shakespeare tokenizer, trained once and cached under the a2dkit cache dir."""
+def _train_texts() -> tuple[list[str], str]:
+    """The tiny-shakespeare train rows and their sha256 (the key of every cached asset)."""
+    from a2dkit import corpus
+
+    texts = list(corpus.load_tiny_shakespeare()["train"][corpus.TEXT_FIELD])  # a datasets 5 Column
+    return texts, hashlib.sha256("\0".join(texts).encode()).hexdigest()
+
+
+def load_tiny_tokenizer(vocab_size: int = 2048) -> PreTrainedTokenizerFast:
+    """The tokenizer trained on the tiny-shakespeare train split, cached after the first call.
+
+    Lives in ``<a2dkit cache>/tokenizer-<vocab_size>``; retrained if the corpus changed.
+
+    Args:
+        vocab_size: as in :func:`train_tokenizer`.
+    """
     from transformers import AutoTokenizer
 
     from a2dkit import corpus
 
+    texts, digest = _train_texts()
     path = corpus.cache_dir() / f"tokenizer-{vocab_size}"
-    if not (path / "tokenizer.json").exists():
-        texts = corpus.load_tiny_shakespeare()["train"][corpus.TEXT_FIELD]
-        train_tokenizer(texts, vocab_size).save_pretrained(path)
+    marker = path / "a2dkit_corpus.sha256"
+    if not marker.exists() or marker.read_text().strip() != digest:
+        staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        train_tokenizer(texts, vocab_size).save_pretrained(staging)
+        (staging / marker.name).write_text(digest)
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(staging, path)
     return AutoTokenizer.from_pretrained(path)
 
 
 def padded_vocab_size(n: int, multiple: int = 64) -> int:
-    """Round up so the model keeps spare embedding rows (as Qwen3: 151936 > len(tokenizer))."""
+    """``n`` rounded up to a multiple: spare embedding rows, as Qwen3's 151936 > len(tokenizer)."""
+    if n < 1 or multiple < 1:
+        raise ValueError(f"n={n} and multiple={multiple} must both be positive")
     return multiple * math.ceil(n / multiple)
+
+
+def _check_dims(family: str, hidden: int, heads: int, kv_heads: int) -> None:
+    if family not in SUPPORTED_FAMILIES:
+        raise ValueError(f"family={family!r} is not supported; valid: {SUPPORTED_FAMILIES}")
+    if hidden % heads:
+        raise ValueError(f"hidden_size={hidden} must be divisible by num_attention_heads={heads}")
+    if family != "gpt2" and heads % kv_heads:
+        raise ValueError(
+            f"num_attention_heads={heads} must be divisible by num_key_value_heads={kv_heads}"
+        )
 
 
 def tiny_config(
@@ -79,31 +146,24 @@ def tiny_config(
     num_key_value_heads: int = 2,
     intermediate_size: int = 128,
     max_position_embeddings: int = 512,
-    **overrides,
-):
-    """A small config of a supported family (random weights are built from it, never downloaded)."""
+    bos_token_id: int | None = None,
+    eos_token_id: int | None = None,
+    pad_token_id: int | None = None,
+    **overrides: Any,
+) -> PretrainedConfig:
+    """A small config of ``family`` (random weights are built from it, never downloaded).
+
+    Untied embeddings; token ids default to ``None`` (not the full-size model's, which would
+    lie outside a tiny vocabulary). gpt2 has no GQA and ignores ``num_key_value_heads``.
+
+    Args:
+        family: one of :data:`SUPPORTED_FAMILIES`.
+        vocab_size: embedding rows (use :func:`padded_vocab_size` to keep spare rows).
+        overrides: any further config field; wins over the values above.
+    """
     import transformers as tf
 
-    if family not in SUPPORTED_FAMILIES:
-        raise ValueError(f"family={family!r} is not one of {SUPPORTED_FAMILIES}")
-    if family == "gpt2":
-        return tf.GPT2Config(
-            vocab_size=vocab_size,
-            n_embd=hidden_size,
-            n_layer=num_hidden_layers,
-            n_head=num_attention_heads,
-            n_positions=max_position_embeddings,
-            n_inner=intermediate_size,
-            bos_token_id=0,
-            eos_token_id=0,
-            **overrides,
-        )
-    config_cls = {
-        "qwen3": tf.Qwen3Config,
-        "qwen2": tf.Qwen2Config,
-        "llama": tf.LlamaConfig,
-        "mistral": tf.MistralConfig,
-    }[family]
+    _check_dims(family, hidden_size, num_attention_heads, num_key_value_heads)
     kwargs = dict(
         vocab_size=vocab_size,
         hidden_size=hidden_size,
@@ -112,33 +172,47 @@ def tiny_config(
         num_key_value_heads=num_key_value_heads,
         intermediate_size=intermediate_size,
         max_position_embeddings=max_position_embeddings,
-        head_dim=hidden_size // num_attention_heads,
+        head_dim=hidden_size // num_attention_heads,  # Qwen3 would default to 128
         tie_word_embeddings=False,
-        bos_token_id=0,
-        eos_token_id=0,
-        pad_token_id=0,
+        bos_token_id=bos_token_id,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
     )
+    if family == "gpt2":  # GPT-2 names, no GQA, no dropout (deterministic training)
+        kwargs = {_GPT2_NAMES.get(k, k): v for k, v in kwargs.items()}
+        del kwargs["num_key_value_heads"], kwargs["head_dim"]
+        kwargs |= dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     if family == "mistral":
-        kwargs["sliding_window"] = None  # full attention (sliding windows are refused by convert)
-    return config_cls(**{**kwargs, **overrides})
+        kwargs["sliding_window"] = None  # full attention (convert refuses sliding windows)
+    return getattr(tf, _CONFIG_CLASSES[family])(**{**kwargs, **overrides})
 
 
 def tiny_model(
-    family: str, vocab_size: int = 2112, seed: int = 0, attn_implementation: str = "sdpa", **cfg
-):
-    """A random-init fp32 causal LM of ``family`` in eval mode."""
+    family: str,
+    vocab_size: int = 2112,
+    seed: int = 0,
+    attn_implementation: str = "sdpa",
+    **cfg: Any,
+) -> PreTrainedModel:
+    """A random-init fp32 causal LM of ``family`` in eval mode (``torch.manual_seed(seed)`` first).
+
+    Args:
+        family, vocab_size, cfg: passed to :func:`tiny_config`.
+        attn_implementation: ``"sdpa"`` or ``"eager"`` (any transformers back-end name).
+    """
     from transformers import AutoModelForCausalLM
 
+    config = tiny_config(family, vocab_size, **cfg)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(
-        tiny_config(family, vocab_size, **cfg), attn_implementation=attn_implementation
+        config, attn_implementation=attn_implementation, dtype=torch.float32
     )
-    return model.float().eval()
+    return model.eval()
 
 
 @dataclass
 class TinyARArguments:
-    """Flags of ``python -m a2dkit.tiny`` (pretraining the tiny AR source model)."""
+    """Flags of ``python -m a2dkit.tiny`` (the keyword arguments of :func:`pretrain_tiny_ar`)."""
 
     output_dir: str = field(metadata={"help": "where to save the AR checkpoint"})
     max_steps: int = 600
@@ -147,103 +221,156 @@ class TinyARArguments:
     learning_rate: float = 3e-3
     hidden_size: int = 128
     num_hidden_layers: int = 4
-    vocab_size: int = 2048
+    vocab_size: int = field(default=2048, metadata={"help": "tokenizer size (before padding)"})
     seed: int = 0
     log_every: int = 50
 
-
-def _token_stream(tokenizer, split: str) -> torch.Tensor:
-    from a2dkit import corpus
-
-    texts = corpus.load_tiny_shakespeare()[split][corpus.TEXT_FIELD]
-    ids = []
-    for text in texts:
-        ids += tokenizer(text)["input_ids"] + [tokenizer.eos_token_id]
-    return torch.tensor(ids)  # (N,)
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "seq_len", "batch_size", "hidden_size", "num_hidden_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.learning_rate <= 0 or self.log_every < 1:
+            raise ValueError(f"learning_rate={self.learning_rate} must be > 0 and log_every >= 1")
 
 
-def _windows(stream: torch.Tensor, args: TinyARArguments, gen: torch.Generator) -> torch.Tensor:
-    starts = torch.randint(0, len(stream) - args.seq_len, (args.batch_size,), generator=gen)
-    return torch.stack([stream[s : s + args.seq_len] for s in starts.tolist()])  # (B, L)
+def _token_stream(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> torch.Tensor:
+    """All rows tokenized and concatenated, ``<|endoftext|>`` after each row."""
+    ids = tokenizer(list(texts))["input_ids"]
+    return torch.tensor([i for row in ids for i in (*row, tokenizer.eos_token_id)])  # (N,)
+
+
+def _lr_factor(step: int, max_steps: int) -> float:
+    """Linear warmup over the first 5% of steps, then cosine decay to 0."""
+    warmup = max(1, max_steps // 20)
+    return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / max_steps))
 
 
 @torch.no_grad()
-def _eval_loss(model, stream: torch.Tensor, seq_len: int, max_batches: int = 20) -> float:
-    model.eval()
-    chunks = stream[: len(stream) // seq_len * seq_len].view(-1, seq_len)[: max_batches * 8]
-    losses = [model(c, labels=c).loss.item() for c in chunks.split(8)]
+def _eval_loss(model: PreTrainedModel, stream: torch.Tensor, seq_len: int) -> float:
+    """Token-weighted mean next-token loss over all non-overlapping windows of ``stream``."""
+    windows = stream[: len(stream) // seq_len * seq_len].view(-1, seq_len)  # (W, L)
+    losses = [model(w, labels=w).loss.item() for w in windows.split(32)]
+    sizes = [len(w) for w in windows.split(32)]
+    return sum(x * n for x, n in zip(losses, sizes, strict=True)) / sum(sizes)
+
+
+def _train(model: PreTrainedModel, stream: torch.Tensor, a: TinyARArguments) -> list[dict]:
+    """AdamW + warmup/cosine on random windows of ``stream``; returns the loss log."""
+    opt = torch.optim.AdamW(model.parameters(), lr=a.learning_rate, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, a.max_steps))
+    gen, log, window = torch.Generator().manual_seed(a.seed), [], []
     model.train()
-    return sum(losses) / len(losses)
+    for step in range(1, a.max_steps + 1):
+        starts = torch.randint(0, len(stream) - a.seq_len, (a.batch_size,), generator=gen)
+        batch = torch.stack([stream[s : s + a.seq_len] for s in starts.tolist()])  # (B, L)
+        loss = model(batch, labels=batch).loss  # next-token cross-entropy (shift inside)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        window.append(loss.item())
+        if step % a.log_every == 0 or step == a.max_steps:  # mean loss since the last entry
+            log.append(
+                {"step": step, "loss": sum(window) / len(window), "lr": sched.get_last_lr()[0]}
+            )
+            window = []
+    return log
 
 
-def pretrain_tiny_ar(args: TinyARArguments) -> dict:
-    """Pretrain a tiny AR Qwen3 on tiny-shakespeare (next-token loss, AdamW, warmup + cosine)."""
-    tokenizer = load_tiny_tokenizer(args.vocab_size)
+def pretrain_tiny_ar(
+    output_dir: str | Path,
+    *,
+    max_steps: int = 600,
+    seq_len: int = 128,
+    batch_size: int = 16,
+    learning_rate: float = 3e-3,
+    hidden_size: int = 128,
+    num_hidden_layers: int = 4,
+    vocab_size: int = 2048,
+    seed: int = 0,
+    log_every: int = 50,
+) -> dict[str, Any]:
+    """Pretrain a tiny AR Qwen3 on tiny-shakespeare and save it as a normal HF checkpoint.
+
+    Plain next-token loss, AdamW, warmup + cosine decay, random windows of the concatenated
+    train split (eos between rows). Saves safetensors + tokenizer + ``train_log.json``.
+
+    Args:
+        output_dir: the checkpoint directory (created).
+        vocab_size: tokenizer size; the model gets :func:`padded_vocab_size` embedding rows.
+        others: as in :class:`TinyARArguments`; 4 heads, 2 KV heads, MLP width 3 x hidden.
+
+    Returns:
+        ``train_loss`` (mean over the last log window), ``eval_loss`` (test split), ``steps``,
+        ``seconds``, ``num_parameters``, greedy ``sample`` from "ROMEO:", ``log`` and
+        ``corpus_sha256`` (the train split the run used).
+    """
+    from a2dkit import corpus
+
+    kw = {k: v for k, v in locals().items() if k not in ("output_dir", "corpus")}
+    args, start = TinyARArguments(output_dir=str(output_dir), **kw), time.time()
+    tokenizer = load_tiny_tokenizer(vocab_size)
+    eos = tokenizer.eos_token_id
     model = tiny_model(
         "qwen3",
         padded_vocab_size(len(tokenizer)),
-        seed=args.seed,
-        hidden_size=args.hidden_size,
-        num_hidden_layers=args.num_hidden_layers,
-        intermediate_size=3 * args.hidden_size,
-        eos_token_id=tokenizer.eos_token_id,
+        seed=seed,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_hidden_layers,
+        intermediate_size=3 * hidden_size,
+        max_position_embeddings=max(512, seq_len),
+        bos_token_id=eos,
+        eos_token_id=eos,
         pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.eos_token_id,
-    ).train()
-    train, test = _token_stream(tokenizer, "train"), _token_stream(tokenizer, "test")
-    opt = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.01)
-    warmup = max(1, args.max_steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / args.max_steps))
     )
-    gen, log, start = torch.Generator().manual_seed(args.seed), [], time.time()
-    for step in range(1, args.max_steps + 1):
-        batch = _windows(train, args, gen)  # (B, L)
-        loss = model(batch, labels=batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
-        if step % args.log_every == 0 or step == args.max_steps:
-            log.append({"step": step, "loss": loss.item()})
+    texts, digest = _train_texts()
+    log = _train(model, _token_stream(tokenizer, texts), args)
     model.eval()
-    prompt = tokenizer("ROMEO:", return_tensors="pt")["input_ids"]
-    out = model.generate(
-        prompt, max_new_tokens=40, do_sample=False, pad_token_id=tokenizer.eos_token_id
-    )
-    return {
+    test = _token_stream(tokenizer, corpus.load_tiny_shakespeare()["test"][corpus.TEXT_FIELD])
+    prompt = tokenizer("ROMEO:", return_tensors="pt")["input_ids"]  # (1, P)
+    sample = model.generate(prompt, max_new_tokens=48, do_sample=False)  # (1, P + new)
+    result = {
         "train_loss": log[-1]["loss"],
-        "eval_loss": _eval_loss(model, test, args.seq_len),
-        "steps": args.max_steps,
+        "eval_loss": _eval_loss(model, test, seq_len),
+        "steps": max_steps,
         "seconds": round(time.time() - start, 1),
         "num_parameters": model.num_parameters(),
-        "sample": tokenizer.decode(out[0]),
+        "sample": tokenizer.decode(sample[0]),
         "log": log,
-        "model": model,
-        "tokenizer": tokenizer,
+        "corpus_sha256": digest,
     }
-
-
-def build_tiny_ar(args: TinyARArguments) -> dict:
-    """Pretrain and save (safetensors + tokenizer); reuse a finished run with the same args."""
-    out = Path(args.output_dir)
-    done = out / "tiny_ar_result.json"
-    if done.exists() and json.loads(done.read_text()).get("args") == asdict(args):
-        return json.loads(done.read_text())
-    result = pretrain_tiny_ar(args)
-    model, tokenizer = result.pop("model"), result.pop("tokenizer")
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    result["args"] = asdict(args)
-    done.write_text(json.dumps(result, indent=2))
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    (Path(output_dir) / "train_log.json").write_text(json.dumps(log, indent=1))
     return result
 
 
+def build_tiny_ar(args: TinyARArguments) -> dict[str, Any]:
+    """:func:`pretrain_tiny_ar` unless ``args.output_dir`` holds a finished run of the same args.
+
+    A run counts as finished when ``tiny_ar_result.json`` (written last) records the same
+    arguments (``output_dir`` aside) and the same corpus; its stored result is returned.
+    """
+    out, key = Path(args.output_dir), {k: v for k, v in asdict(args).items() if k != "output_dir"}
+    done = out / RESULT_FILE
+    if done.exists() and (out / "config.json").exists():
+        stored = json.loads(done.read_text())
+        if stored.get("args") == key and stored.get("corpus_sha256") == _train_texts()[1]:
+            return stored
+    result = pretrain_tiny_ar(out, **key)
+    done.write_text(json.dumps({**result, "args": key}, indent=2))
+    return {**result, "args": key}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """CLI: parse :class:`TinyARArguments`, build (or reuse) the checkpoint, print the result."""
     from transformers import HfArgumentParser
 
-    (args,) = HfArgumentParser(TinyARArguments).parse_args_into_dataclasses(argv)
+    (args,) = HfArgumentParser(TinyARArguments).parse_args_into_dataclasses(args=argv)
     result = build_tiny_ar(args)
-    print(json.dumps({k: v for k, v in result.items() if k not in ("log", "args")}, indent=2))
+    hidden = ("log", "args", "corpus_sha256")
+    print(json.dumps({k: v for k, v in result.items() if k not in hidden}, indent=2))
     return 0
 
 

@@ -1,5 +1,6 @@
 """MDLM/BD3LM trainers on the real HF Trainer: GA invariance, exact resume, preemption, learning."""
 
+import copy
 import os
 import signal
 
@@ -7,11 +8,11 @@ import pytest
 import torch
 from conftest import make_tiny_ar
 from datasets import Dataset
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainingArguments
 
-from a2dkit import convert, losses, masking, preprocess
+from a2dkit import convert, corpus, losses, masking, preprocess
 from a2dkit.config import BD3LMConfig, MDLMConfig, resolve_resume_checkpoint
-from a2dkit.trainers import BD3LMTrainer, MDLMTrainer, PreemptionCallback
+from a2dkit.trainers import BD3LMTrainer, MDLMTrainer, PreemptionCallback, maskable_positions
 
 SEQ = 16
 
@@ -33,36 +34,30 @@ def _dataset(n: int = 8, seed: int = 0) -> Dataset:
 
 
 def _args(tmp_path, cls=MDLMConfig, **kw):
-    base = dict(
-        output_dir=str(tmp_path),
-        max_steps=4,
-        learning_rate=1e-2,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        seed=0,
-        logging_steps=1,
-        disable_tqdm=True,
-    )
+    base = dict(output_dir=str(tmp_path), max_steps=4, learning_rate=1e-2, save_strategy="no")
+    base |= dict(use_cpu=True, seed=0, logging_steps=1, disable_tqdm=True)
     return cls(**{**base, **kw})
 
 
-def _trainer(model, tok, args, cls=MDLMTrainer, callbacks=()):
-    collator = preprocess.DiffusionCollator(tok)
+def _trainer(model, tok, args, cls=MDLMTrainer, callbacks=(), data=None):
     return cls(
         model=model,
         args=args,
-        train_dataset=_dataset(),
-        data_collator=collator,
+        train_dataset=_dataset() if data is None else data,
+        data_collator=preprocess.DiffusionCollator(tok),
         processing_class=tok,
         callbacks=list(callbacks),
     )
 
 
+def _flat(model) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
 class _PerExampleNoise(MDLMTrainer):
     """Noise drawn from each example's own seed, so 1x8 and 4x2 see identical masks."""
 
-    def _noise(self, x0, maskable):
+    def sample_noise(self, x0, maskable):
         ts, xts, masks = [], [], []
         for row, keep in zip(x0, maskable, strict=True):
             gen = torch.Generator().manual_seed(int(row[-1]) * 7919 + int(row[-2]))
@@ -79,40 +74,24 @@ class _PerMicroBatchNorm(_PerExampleNoise):
         return None
 
 
-def _one_step(model, tok, tmp_path, cls, batch, accum, norm):
-    model = _clone(model)
-    args = _args(
-        tmp_path / f"{batch}x{accum}",
-        max_steps=1,
-        per_device_train_batch_size=batch,
-        gradient_accumulation_steps=accum,
-        optim="sgd",
-        learning_rate=1.0,
-        loss_norm_type=norm,
-        max_grad_norm=0.0,
-    )
+def _one_sgd_step(model, tok, out, cls, batch, accum, norm):
+    """Parameters after one plain-SGD step (lr 1, no clipping): params - full-batch gradient."""
+    model = copy.deepcopy(model)
+    sgd = dict(optim="sgd", learning_rate=1.0, max_grad_norm=0.0, loss_norm_type=norm)
+    args = _args(out, max_steps=1, per_device_train_batch_size=batch, **sgd,
+                 gradient_accumulation_steps=accum)  # fmt: skip
     _trainer(model, tok, args, cls).train()
-    return torch.cat([p.detach().flatten() for p in model.parameters()])
-
-
-def _clone(model):
-    import copy
-
-    return copy.deepcopy(model)
+    return _flat(model)
 
 
 @pytest.mark.parametrize("norm", ["token", "sequence", "batch"])
 def test_gradient_accumulation_does_not_change_the_update(a2d, tmp_path, norm):
     model, tok = a2d
-    full = _one_step(model, tok, tmp_path, _PerExampleNoise, 8, 1, norm)
-    accumulated = _one_step(model, tok, tmp_path, _PerExampleNoise, 2, 4, norm)
+    full = _one_sgd_step(model, tok, tmp_path / "1x8", _PerExampleNoise, 8, 1, norm)
+    accumulated = _one_sgd_step(model, tok, tmp_path / "4x2", _PerExampleNoise, 2, 4, norm)
     assert torch.allclose(full, accumulated, atol=1e-6)
-    reference_bug = _one_step(model, tok, tmp_path, _PerMicroBatchNorm, 2, 4, norm)
-    assert not torch.allclose(full, reference_bug, atol=1e-4)
-
-
-def _params(model):
-    return [p.detach().clone() for p in model.parameters()]
+    per_micro_batch = _one_sgd_step(model, tok, tmp_path / "bug", _PerMicroBatchNorm, 2, 4, norm)
+    assert not torch.allclose(full, per_micro_batch, atol=1e-4)  # the test can tell them apart
 
 
 class _SignalAt(TrainerCallback):
@@ -126,52 +105,121 @@ class _SignalAt(TrainerCallback):
             os.kill(os.getpid(), signal.SIGUSR1)
 
 
-@pytest.mark.parametrize(
-    "trainer_cls, config_cls", [(MDLMTrainer, MDLMConfig), (BD3LMTrainer, BD3LMConfig)]
-)
-def test_preempted_and_resumed_run_equals_the_uninterrupted_one(
-    a2d, tmp_path, trainer_cls, config_cls
-):
+@pytest.mark.parametrize("algo", ["mdlm", "bd3lm"])
+def test_preempted_and_resumed_run_equals_the_uninterrupted_one(a2d, tmp_path, algo):
     model, tok = a2d
-    extra = {"block_size": 4} if config_cls is BD3LMConfig else {}
-    straight = _clone(model)
+    trainer_cls, config_cls = {
+        "mdlm": (MDLMTrainer, MDLMConfig),
+        "bd3lm": (BD3LMTrainer, BD3LMConfig),
+    }[algo]
+    extra = {"block_size": 4} if algo == "bd3lm" else {}
+    straight = copy.deepcopy(model)
     _trainer(straight, tok, _args(tmp_path / "a", config_cls, **extra), trainer_cls).train()
 
     args = _args(tmp_path / "b", config_cls, save_strategy="steps", save_steps=100, **extra)
-    preemption = PreemptionCallback()
-    first = _trainer(_clone(model), tok, args, trainer_cls, [_SignalAt(2), preemption])
+    handler, preemption = signal.getsignal(signal.SIGUSR1), PreemptionCallback()
+    first = _trainer(copy.deepcopy(model), tok, args, trainer_cls, [_SignalAt(2), preemption])
     first.train()
-    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
-    assert preemption.received == signal.SIGUSR1 and first.state.global_step == 2
-    resume = resolve_resume_checkpoint(args.output_dir, "auto")
-    assert resume.endswith("checkpoint-2")
+    assert preemption.preempted and preemption.received == signal.SIGUSR1
+    assert first.state.global_step == 2 and signal.getsignal(signal.SIGUSR1) == handler
+    resume = resolve_resume_checkpoint(args.output_dir, "auto")  # the signal's checkpoint
+    assert resume == str(tmp_path / "b" / "checkpoint-2")
 
-    resumed = _clone(model)
+    resumed = copy.deepcopy(model)  # fresh weights: everything must come from the checkpoint
     _trainer(resumed, tok, args, trainer_cls).train(resume_from_checkpoint=resume)
-    for a, b in zip(_params(straight), _params(resumed), strict=True):
-        assert torch.equal(a, b)
+    assert torch.equal(_flat(straight), _flat(resumed))
 
 
-def _fixed_eval_loss(model, x0, mask_id, ts=(0.2, 0.5, 0.8)):
-    """MDLM loss on fixed (t, mask) draws: comparable before and after training."""
-    gen, total = torch.Generator().manual_seed(123), 0.0
-    maskable = torch.ones_like(x0, dtype=torch.bool)
-    with torch.no_grad():
-        for t in ts:
-            t_vec = torch.full((len(x0),), t)
-            xt, masked = masking.mask_tokens(x0, t_vec, maskable, mask_id, gen)
-            logits = model(xt).logits
-            total += losses.mdlm_loss(logits, x0, masked, maskable, 1 / t_vec).item()
-    return total / len(ts)
+def _rows(tokenizer, split: str, n: int, length: int = 32) -> torch.Tensor:
+    ids = tokenizer(corpus.tiny_shakespeare_text(split)[:20_000])["input_ids"][: n * length]
+    return torch.tensor(ids).view(n, length)  # (n, length)
 
 
-def test_brief_mdlm_training_lowers_the_mdlm_loss(a2d, tmp_path):
+@torch.no_grad()
+def _t_grid_loss(model, x0, mask_id, grid=(0.1, 0.3, 0.5, 0.7, 0.9)) -> float:
+    """MDLM loss on a fixed t-grid with fixed masks (the same draws before and after training)."""
+    gen, total, maskable = torch.Generator().manual_seed(123), 0.0, torch.ones_like(x0).bool()
+    for t in grid:
+        t_vec = torch.full((len(x0),), t)
+        xt, masked = masking.mask_tokens(x0, t_vec, maskable, mask_id, gen)
+        total += losses.mdlm_loss(model(xt).logits, x0, masked, maskable, 1 / t_vec).item()
+    return total / len(grid)
+
+
+def test_brief_mdlm_training_lowers_the_held_out_loss(a2d, tmp_path):
     model, tok = a2d
-    x0 = torch.tensor(_dataset()["input_ids"])
-    before = _fixed_eval_loss(model.eval(), x0, tok.mask_token_id)
-    _trainer(model.train(), tok, _args(tmp_path, max_steps=30, learning_rate=3e-3)).train()
-    after = _fixed_eval_loss(model.eval(), x0, tok.mask_token_id)
+    train, held_out = _rows(tok, "train", 64), _rows(tok, "test", 16)
+    data = Dataset.from_dict({"input_ids": train.tolist(), "labels": train.tolist()})
+    before = _t_grid_loss(model.eval(), held_out, tok.mask_token_id)
+    args = _args(tmp_path, max_steps=40, learning_rate=3e-3, per_device_train_batch_size=16)
+    _trainer(model.train(), tok, args, data=data).train()
+    after = _t_grid_loss(model.eval(), held_out, tok.mask_token_id)
     assert after < 0.8 * before
+
+
+class _FixedNoise:
+    """t = 0.5 and every other maskable token masked: deterministic, so forwards can be compared."""
+
+    def sample_noise(self, x0, maskable):
+        masked = maskable & (torch.arange(x0.shape[1]) % 2 == 0)  # (B, L)
+        xt = torch.where(masked, self.mask_token_id, x0)
+        return torch.full((len(x0),), 0.5), xt, masked
+
+
+class _FixedMDLM(_FixedNoise, MDLMTrainer):
+    pass
+
+
+class _FixedBD3LM(_FixedNoise, BD3LMTrainer):
+    pass
+
+
+def _loss_and_logits(trainer, batch):
+    with torch.no_grad():
+        loss, out = trainer.compute_loss(trainer.model.eval(), batch, return_outputs=True)
+    return loss, out["logits"]
+
+
+def test_bd3lm_with_one_block_is_mdlm(a2d, tmp_path):
+    """block_size = L: the x_t half sees only itself (M_BD), exactly MDLM's bidirectional input."""
+    model, tok = a2d
+    batch = preprocess.DiffusionCollator(tok)(list(_dataset(4)))
+    mdlm = _trainer(model, tok, _args(tmp_path), _FixedMDLM)
+    bd3lm = _trainer(model, tok, _args(tmp_path, BD3LMConfig, block_size=SEQ), _FixedBD3LM)
+    (loss_m, logits_m), (loss_b, logits_b) = (_loss_and_logits(t, batch) for t in (mdlm, bd3lm))
+    assert torch.allclose(logits_m, logits_b, atol=1e-5) and torch.allclose(loss_m, loss_b)
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "flex_attention"])
+def test_bd3lm_pad_tokens_are_never_attended(a2d, tmp_path, impl):
+    """Rows of 6 tokens padded to 8 (block 4): the pad ids must not change any real logit."""
+    model, tok = a2d
+    model.config._attn_implementation = impl
+    rows = [{"input_ids": r["input_ids"][:6], "labels": r["labels"][:6]} for r in _dataset(2)]
+    trainer = _trainer(model, tok, _args(tmp_path, BD3LMConfig, block_size=4), _FixedBD3LM)
+    outs = []
+    for pad_id in (0, 7):
+        collate = preprocess.DiffusionCollator(tok, pad_token_id=pad_id, pad_to_multiple_of=4)
+        outs.append(_loss_and_logits(trainer, collate(rows)))
+    (loss_a, logits_a), (loss_b, logits_b) = outs
+    assert torch.allclose(logits_a[:, :6], logits_b[:, :6], atol=1e-5)
+    assert torch.allclose(loss_a, loss_b)
+
+
+def test_loss_is_float32_for_bfloat16_models(a2d, tmp_path):
+    model, tok = a2d
+    trainer = _trainer(model.to(torch.bfloat16), tok, _args(tmp_path), _FixedMDLM)
+    loss, logits = _loss_and_logits(trainer, preprocess.DiffusionCollator(tok)(list(_dataset(2))))
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+
+
+def test_right_shift_excludes_position_zero_from_the_maskable_set():
+    labels = torch.tensor([[5, 6, -100, 7], [-100, 8, 9, 10]])
+    plain = torch.tensor([[True, True, False, True], [False, True, True, True]])
+    assert torch.equal(maskable_positions(labels), plain)
+    shifted = plain.clone()
+    shifted[:, 0] = False
+    assert torch.equal(maskable_positions(labels, right_shift_logits=True), shifted)
 
 
 def test_trainer_refuses_a_model_without_mask_token(fresh_tokenizer, tmp_path):
@@ -180,38 +228,16 @@ def test_trainer_refuses_a_model_without_mask_token(fresh_tokenizer, tmp_path):
         _trainer(model, fresh_tokenizer, _args(tmp_path))
 
 
+def test_trainer_refuses_plain_training_arguments(a2d, tmp_path):
+    model, tok = a2d
+    with pytest.raises(TypeError, match="MDLMConfig/BD3LMConfig.*TrainingArguments"):
+        _trainer(model, tok, TrainingArguments(output_dir=str(tmp_path), use_cpu=True))
+    with pytest.raises(TypeError, match="BD3LMTrainer needs a BD3LMConfig"):
+        _trainer(model, tok, _args(tmp_path), BD3LMTrainer)
+
+
 def test_bd3lm_trainer_refuses_flash_attention(a2d, tmp_path):
     model, tok = a2d
     model.config._attn_implementation = "flash_attention_2"
     with pytest.raises(ValueError, match="flash_attention_2.*causal-only"):
         _trainer(model, tok, _args(tmp_path, BD3LMConfig, block_size=4), BD3LMTrainer)
-
-
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"loss_norm_type": "tokens"}, "loss_norm_type='tokens'"),
-        ({"loss_weight_type": "flat"}, "loss_weight_type='flat'"),
-        ({"time_epsilon": 1.0}, "time_epsilon=1.0"),
-        ({"alpha_schedule": "cubic"}, "alpha_schedule='cubic'"),
-    ],
-)
-def test_config_validation_names_the_bad_value(tmp_path, kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        MDLMConfig(output_dir=str(tmp_path), **kwargs)
-
-
-def test_bd3lm_config_rejects_non_positive_block_size(tmp_path):
-    with pytest.raises(ValueError, match="block_size=0"):
-        BD3LMConfig(output_dir=str(tmp_path), block_size=0)
-
-
-def test_resume_auto_picks_the_latest_checkpoint(tmp_path):
-    assert resolve_resume_checkpoint(tmp_path, "auto") is None
-    for step in (5, 20, 100):
-        (tmp_path / f"checkpoint-{step}").mkdir()
-    (tmp_path / "checkpoint-final").mkdir()
-    assert resolve_resume_checkpoint(tmp_path, "auto").endswith("checkpoint-100")
-    assert resolve_resume_checkpoint(tmp_path, None) is None
-    with pytest.raises(ValueError, match="not a directory"):
-        resolve_resume_checkpoint(tmp_path, str(tmp_path / "nope"))

@@ -2,7 +2,7 @@
 
 Run: accelerate launch --config_file a2dkit/accelerate_configs/ddp.yaml -m a2dkit.cli.mdlm.pt \
     --model_name_or_path models/a2d/Qwen3-0.6B --dataset_args Trelis/tiny-shakespeare \
-    --output_dir out
+    --text_field Text --output_dir out --resume_from_checkpoint auto
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573.
 """
 
@@ -12,113 +12,105 @@ import sys
 from pathlib import Path
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoModelForMaskedLM,
-    AutoTokenizer,
-    HfArgumentParser,
-)
+import transformers
 
-from a2dkit import convert, data, preprocess
-from a2dkit.config import (
-    BD3LMConfig,
-    DataArguments,
-    MDLMConfig,
-    ModelArguments,
-    resolve_resume_checkpoint,
-)
+from a2dkit import config, convert, data, preprocess
 from a2dkit.trainers import BD3LMTrainer, MDLMTrainer, PreemptionCallback
 
-ALGOS = {"mdlm": (MDLMConfig, MDLMTrainer), "bd3lm": (BD3LMConfig, BD3LMTrainer)}
-KINDS = ("pt", "sft")
-PREEMPTED_EXIT_CODE = 3  # the Slurm launcher requeues the job on this code
+ALGOS = {"mdlm": (config.MDLMConfig, MDLMTrainer), "bd3lm": (config.BD3LMConfig, BD3LMTrainer)}
+# the defaults of dLLM's examples/a2d/*/{pt,sft}.py (flags override them); evaluation is turned
+# off when the data has no test/validation split
+CLI_DEFAULTS = dict(learning_rate=1e-4, num_train_epochs=20, eval_strategy="steps", eval_steps=0.1)
+CLI_DEFAULTS |= dict(per_device_train_batch_size=16, per_device_eval_batch_size=16, save_steps=0.1)
+STAGE_DEFAULTS = {"pt": dict(max_length=128), "sft": dict(max_length=512)}
+PREEMPTED_EXIT_CODE = 3  # checkpoint saved after SIGUSR1/SIGTERM: requeue and resume
 
 
-def load_model(args: ModelArguments):
-    """A converted A2D checkpoint, or an AR one converted in memory (with a note)."""
+def load_model(args: config.ModelArguments):
+    """(model, tokenizer): a converted A2D checkpoint, or an AR one converted in memory."""
+    path, remote = args.model_name_or_path, args.trust_remote_code
     dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
-    kw = dict(
-        attn_implementation=args.attn_implementation,
-        dtype=dtype,
-        trust_remote_code=args.trust_remote_code,
-    )
-    tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
-    config = convert.load_config(args.model_name_or_path, args.trust_remote_code)
-    if config.model_type.startswith("a2d-"):
-        return AutoModelForMaskedLM.from_pretrained(args.model_name_or_path, **kw), tokenizer
-    print(f"[a2dkit] {config.model_type!r} is an AR model: converting it in memory", flush=True)
-    source = AutoModelForCausalLM.from_pretrained(args.model_name_or_path, **kw)
-    model, tokenizer, _ = convert.to_diffusion(source, tokenizer)
+    kw = dict(attn_implementation=args.attn_implementation, dtype=dtype, trust_remote_code=remote)
+    model_type = convert.load_config(path, remote).model_type
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
+    if not model_type.startswith("a2d-"):
+        print(f"[a2dkit] {model_type!r} is an AR model: converting it in memory", flush=True)
+        source = transformers.AutoModelForCausalLM.from_pretrained(path, **kw)
+        return convert.to_diffusion(source, tokenizer)[:2]
+    model = transformers.AutoModelForMaskedLM.from_pretrained(path, **kw)
+    if tokenizer.mask_token_id is None and getattr(model.config, "mask_token_id", None) is None:
+        raise ValueError(f"{path!r} has no mask token; convert it with `python -m a2dkit.convert`")
     return model, tokenizer
 
 
-def build_datasets(kind: str, data_args: DataArguments, train_args, tokenizer):
+def build_datasets(kind: str, data_args, train_args, tokenizer):
     """Tokenised splits: packed text for ``pt``, chat-templated with prompt masking for ``sft``."""
-    block = getattr(train_args, "block_size", None)
-    if kind == "pt" and block and data_args.max_length % block:
+    block, length = getattr(train_args, "block_size", None), data_args.max_length
+    if kind == "pt" and block and length % block:
         raise ValueError(
-            f"block_size={block} must divide max_length={data_args.max_length} for packed "
-            "pretraining (every packed row is max_length long)"
+            f"block_size={block} must divide max_length={length} for packed pretraining (every "
+            f"row is max_length long); try max_length={length + block - length % block}"
         )
-    raw = data.load_dataset_args(
-        data_args.dataset_args, seed=train_args.seed, streaming=data_args.streaming
-    )
+    if data_args.streaming and train_args.max_steps <= 0:
+        raise ValueError("--streaming True needs --max_steps > 0 (a stream has no length)")
+    spec, stream, nproc = data_args.dataset_args, data_args.streaming, data_args.num_proc
+    raw = data.load_dataset_args(spec, seed=train_args.seed, streaming=stream)
     if kind == "pt":
-        return preprocess.tokenize_and_pack(
-            raw,
-            tokenizer,
-            text_field=data_args.text_field,
-            max_length=data_args.max_length,
-            insert_eos=data_args.insert_eos,
-            num_proc=data_args.num_proc,
+        fields = dict(text_field=data_args.text_field, insert_eos=data_args.insert_eos)
+        splits = preprocess.tokenize_and_pack(
+            raw, tokenizer, max_length=length, num_proc=nproc, **fields
         )
-    return preprocess.prepare_sft_dataset(
-        raw,
-        tokenizer,
-        max_length=data_args.max_length,
-        mask_prompt_loss=data_args.mask_prompt_loss,
-        num_proc=data_args.num_proc,
-    )
+    else:
+        mask_prompt = data_args.mask_prompt_loss
+        splits = preprocess.prepare_sft_dataset(
+            raw, tokenizer, max_length=length, mask_prompt_loss=mask_prompt, num_proc=nproc
+        )
+    if "train" not in splits or next(iter(splits["train"]), None) is None:
+        raise ValueError(
+            f"dataset_args={spec!r} left no training rows after tokenization (splits: "
+            f"{list(splits)}); use more data or a smaller max_length={length}"
+        )
+    return splits
 
 
 def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
-    """Train with ``algo`` in {mdlm, bd3lm} on ``kind`` in {pt, sft} data; returns the exit code."""
-    if algo not in ALGOS or kind not in KINDS:
-        raise ValueError(f"algo={algo!r}/kind={kind!r}; valid: {tuple(ALGOS)} x {KINDS}")
+    """Train ``algo`` in {mdlm, bd3lm} on ``kind`` in {pt, sft} data; returns the exit code."""
+    if algo not in ALGOS or kind not in STAGE_DEFAULTS:
+        valid = f"{tuple(ALGOS)} x {tuple(STAGE_DEFAULTS)}"
+        raise ValueError(f"algo={algo!r}, kind={kind!r} is not valid; choose from {valid}")
     config_cls, trainer_cls = ALGOS[algo]
-    parser = HfArgumentParser((ModelArguments, DataArguments, config_cls))
-    model_args, data_args, train_args = parser.parse_args_into_dataclasses(argv)
-    model, tokenizer = load_model(model_args)
-    splits = build_datasets(kind, data_args, train_args, tokenizer)
-    if "train" not in splits:
-        raise ValueError(f"dataset_args={data_args.dataset_args!r} has no train split")
-    block = getattr(train_args, "block_size", None)
-    collator = preprocess.DiffusionCollator(
-        tokenizer,
-        pad_to_multiple_of=block,
-        pad_with_eos_to_multiple=block if kind == "sft" else None,
+    parser = transformers.HfArgumentParser(
+        (config.ModelArguments, config.DataArguments, config_cls)
     )
-    eval_split = splits.get("test") if train_args.eval_strategy != "no" else None
+    parser.set_defaults(**CLI_DEFAULTS, **STAGE_DEFAULTS[kind])
+    model_args, data_args, args = parser.parse_args_into_dataclasses(argv)
+    model, tokenizer = load_model(model_args)
+    with args.main_process_first(desc="tokenizing the dataset"):
+        splits = build_datasets(kind, data_args, args, tokenizer)
+    eval_split = splits.get("test", splits.get("validation"))
+    if eval_split is None and args.eval_strategy != "no":
+        print("[a2dkit] no test/validation split: evaluation is off", flush=True)
+        args.eval_strategy = "no"
+    block = getattr(args, "block_size", None)  # BD3LM: every batch is whole blocks
+    eos_pad = block if kind == "sft" else None  # SFT: labelled EOS up to a block multiple
+    pads = dict(pad_to_multiple_of=block, pad_with_eos_to_multiple=eos_pad)
+    collator = preprocess.DiffusionCollator(tokenizer, **pads)
     preemption = PreemptionCallback()
     trainer = trainer_cls(
         model=model,
-        args=train_args,
+        args=args,
         train_dataset=splits["train"],
-        eval_dataset=eval_split,
+        eval_dataset=eval_split if args.eval_strategy != "no" else None,
         data_collator=collator,
         processing_class=tokenizer,
         callbacks=[preemption],
     )
-    resume = resolve_resume_checkpoint(train_args.output_dir, train_args.resume_from_checkpoint)
-    trainer.train(resume_from_checkpoint=resume)
-    if preemption.received is not None:
-        print(
-            f"[a2dkit] preempted at step {trainer.state.global_step}: checkpoint saved", flush=True
-        )
+    trainer.train(config.resolve_resume_checkpoint(args.output_dir, args.resume_from_checkpoint))
+    if preemption.preempted:
+        print(f"[a2dkit] preempted: checkpoint-{trainer.state.global_step} saved", flush=True)
         return PREEMPTED_EXIT_CODE
-    final = Path(train_args.output_dir) / "checkpoint-final"
-    trainer.save_model(str(final))
-    tokenizer.save_pretrained(final)
+    final = Path(args.output_dir) / "checkpoint-final"
+    trainer.save_model(str(final))  # model + tokenizer (processing_class), on the main process
     print(f"[a2dkit] final model: {final}", flush=True)
     return 0
 
