@@ -1,0 +1,400 @@
+"""Visualizers: denoising trajectories (ipywidgets viewer, static plot, GIF) and attention masks.
+
+Reads ``SamplerOutput.history`` only and never samples; ipywidgets/matplotlib are imported lazily.
+References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573 (§3.2, Fig. 2: M_BD, M_OBC, M_BC).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import inspect
+import io
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+
+from a2dkit import attention
+
+__all__ = ["MASK_KINDS", "DenoisingViewer", "MaskExplorer", "animate", "build_mask"]
+__all__ += ["commit_steps", "plot_mask", "plot_trajectory", "show_source"]
+
+MaskKind = Literal["bidirectional", "block_causal", "staircase"]
+MASK_KINDS = ("bidirectional", "block_causal", "staircase")
+CMAP = "viridis"  # colour = step at which a token was committed
+MASK_BOX, MASK_BG, PROMPT_BG = "▒", "#bdbdbd", "#eeeeee"
+_NEW = "outline:2px solid #d62728;"  # marks tokens committed at the shown step
+_CELL = "font-family:monospace;white-space:pre;padding:1px 3px;margin:1px;border-radius:3px;"
+
+
+def _new_axes(ax, figsize: tuple[float, float]):
+    """(figure, axes) of ``ax``, or a new pair; Agg is selected only when no backend is set."""
+    if ax is not None:
+        return ax.figure, ax
+    import matplotlib
+
+    if matplotlib.get_backend(auto_select=False) is None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=figsize, layout="constrained")  # keeps labels and title in
+    plt.close(fig)  # the caller returns the Figure; pyplot must not auto-show a duplicate
+    return fig, ax
+
+
+def _as_canvases(history: Any, mask_token_id: int) -> torch.Tensor:
+    """(B, T) canvases or a SamplerOutput -> (S, B, T); short canvases right-padded with masks."""
+    steps = getattr(history, "history", history)
+    if steps is None or len(steps) == 0:
+        raise ValueError("history is empty or None; sample with return_history=True")
+    steps = [torch.as_tensor(h).long().cpu() for h in steps]
+    if any(h.dim() != 2 for h in steps) or len({h.shape[0] for h in steps}) != 1:
+        shapes = sorted({tuple(h.shape) for h in steps})
+        raise ValueError(f"history must hold (B, T) canvases with one batch size B; got {shapes}")
+    width = max(h.shape[1] for h in steps)  # BD3LM canvases may grow block by block
+    pad = torch.nn.functional.pad
+    return torch.stack([pad(h, (0, width - h.shape[1]), value=mask_token_id) for h in steps])
+
+
+def commit_steps(history: Any, mask_token_id: int) -> torch.Tensor:
+    """Step at which each position was committed (unmasked for good).
+
+    Args:
+        history: list of (B, T) long canvases (the first all-mask) or a ``SamplerOutput``.
+        mask_token_id: the id that marks a masked position.
+
+    Returns:
+        (B, T) long: -1 where never masked (prompt), ``len(history)`` where still masked at the
+        end, otherwise 1 + the last step at which the position was masked.
+    """
+    canvases = _as_canvases(history, mask_token_id)  # (S, B, T)
+    steps = torch.arange(canvases.shape[0]).view(-1, 1, 1)  # (S, 1, 1)
+    last_masked = torch.where(canvases == mask_token_id, steps, -1).amax(0)  # (B, T)
+    return torch.where(last_masked < 0, last_masked, last_masked + 1)
+
+
+@functools.cache
+def _step_color(commit: int, num_steps: int) -> tuple[str, str]:
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    frac = min(max((commit - 1) / max(num_steps - 2, 1), 0.0), 1.0)  # Normalize(1, S - 1)
+    r, g, b, _ = colormaps[CMAP](frac)
+    return to_hex((r, g, b)), ("#000000" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "#ffffff")
+
+
+def _legend(num_steps: int) -> str:
+    stops = ",".join(_step_color(c, num_steps)[0] for c in [1, *range(1, max(num_steps, 2))])
+    bar = f"display:inline-block;width:160px;height:10px;background:linear-gradient(90deg,{stops})"
+    return (
+        f'<div style="font-size:smaller;margin-top:4px">committed at step 1 <span style="{bar}">'
+        f'</span> {max(num_steps - 1, 1)} &nbsp; <span style="{_CELL}background:{MASK_BG}">'
+        f'{MASK_BOX}</span> = mask &nbsp; <span style="{_CELL}{_NEW}">new</span> = this step</div>'
+    )
+
+
+def _visible(text: str) -> str:
+    """Token text with control characters escaped (``\\n``, ``\\x03``); ∅ for the empty string."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) or "∅"
+
+
+class _Trajectory:
+    """One history: canvases (S, B, T), commit steps (B, T), prompt flags (B, T), token texts."""
+
+    def __init__(self, history, tokenizer, prompt_len=None, title=None, mask_token_id=None, row=0):
+        mid = getattr(tokenizer, "mask_token_id", None) if mask_token_id is None else mask_token_id
+        if mid is None:
+            raise ValueError("tokenizer has no mask_token_id; pass mask_token_id=<id of the mask>")
+        self.title, self.mask_token_id = title, int(mid)
+        self.canvases = _as_canvases(history, self.mask_token_id)  # (S, B, T)
+        self.num_steps, self.num_rows, self.width = self.canvases.shape
+        self.commits = commit_steps(self.canvases, self.mask_token_id)  # (B, T)
+        self.prompt = self._prompt_flags(prompt_len)  # (B, T) bool
+        if not 0 <= row < self.num_rows:
+            raise ValueError(f"row={row} out of range; valid rows 0..{self.num_rows - 1}")
+        self.pad_token_id = getattr(tokenizer, "pad_token_id", None)
+        ids = self.canvases.flatten().bincount().nonzero().flatten().tolist()  # distinct ids
+        self.texts = {i: _visible(tokenizer.decode([i], skip_special_tokens=False)) for i in ids}
+
+    def _prompt_flags(self, prompt_len) -> torch.Tensor:
+        if prompt_len is None:
+            return self.commits < 0
+        lens = [prompt_len] * self.num_rows if isinstance(prompt_len, int) else list(prompt_len)
+        if len(lens) != self.num_rows or any(not 0 <= n <= self.width for n in lens):
+            valid = f"an int or {self.num_rows} ints in [0, {self.width}]"
+            raise ValueError(f"prompt_len={prompt_len} must be {valid}")
+        return torch.arange(self.width)[None, :] < torch.tensor(lens)[:, None]  # (B, T)
+
+    def cell(self, step: int, row: int, pos: int) -> tuple[str, str, str, str]:
+        """(kind, text, background, foreground) of one position; kind in mask/pad/prompt/token."""
+        token = int(self.canvases[step, row, pos])
+        if token == self.mask_token_id:
+            return "mask", MASK_BOX, MASK_BG, "#666666"
+        if self.prompt[row, pos]:
+            kind = "pad" if token == self.pad_token_id else "prompt"
+            return kind, self.texts[token], PROMPT_BG, "#333333"
+        bg, fg = _step_color(int(self.commits[row, pos]), self.num_steps)
+        return "token", self.texts[token], bg, fg
+
+    def caption(self, step: int, row: int) -> str:
+        left = int((self.canvases[step, row] == self.mask_token_id).sum())
+        return f"step {step}/{self.num_steps - 1} · row {row} · {left} masks remaining"
+
+    def _span(self, step: int, row: int, pos: int) -> str:
+        kind, text, bg, fg = self.cell(step, row, pos)
+        if kind == "pad":
+            return ""  # left padding is not part of the text
+        was_masked = self.canvases[max(step - 1, 0), row, pos] == self.mask_token_id
+        fresh = kind == "token" and step > 0 and was_masked  # committed at this very step
+        style = f"{_CELL}background:{bg};color:{fg};" + (_NEW if fresh else "")
+        c = self.commits[row, pos]
+        tip = f"pos {pos}, committed at step {c}" if kind == "token" else f"pos {pos}, {kind}"
+        return f'<span class="a2d-{kind}" title="{tip}" style="{style}">{html.escape(text)}</span>'
+
+    def render(self, step: int, row: int) -> str:
+        title = f"<b>{html.escape(self.title)}</b> · " if self.title else ""
+        spans = "".join(self._span(step, row, pos) for pos in range(self.width))
+        caption = f'<div class="a2d-caption">{title}{self.caption(step, row)}</div>'
+        body = f'<div style="line-height:2;word-break:break-all">{spans}</div>'
+        return caption + body + _legend(self.num_steps)
+
+
+class _WidgetView:
+    """Displays as its ``.widget`` (an ipywidgets box) in Jupyter."""
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+class DenoisingViewer(_WidgetView):
+    """ipywidgets view of a sampler's ``history``: play/step slider, row selector, coloured tokens.
+
+    Args:
+        history: list of (B, T) long canvases, or a ``SamplerOutput``.
+        tokenizer: decodes ids; its ``mask_token_id`` marks masks (or pass ``mask_token_id``).
+        prompt_len: int or per-row ints: leading positions drawn as prompt (default: never masked).
+        title: heading shown above the tokens.
+    """
+
+    def __init__(self, history, tokenizer, *, prompt_len=None, title=None, mask_token_id=None):
+        self._init([_Trajectory(history, tokenizer, prompt_len, title, mask_token_id)])
+
+    @classmethod
+    def side_by_side(cls, panels: Mapping[str, tuple[Any, Any]], **kwargs) -> DenoisingViewer:
+        """``{name: (history, tokenizer)}`` on one slider (short ones clamp); kwargs as __init__."""
+        if not panels:
+            raise ValueError("panels is empty; pass e.g. {'MDLM': (history, tokenizer)}")
+        viewer = cls.__new__(cls)
+        viewer._init([_Trajectory(h, tok, title=k, **kwargs) for k, (h, tok) in panels.items()])
+        return viewer
+
+    def _init(self, panels: list[_Trajectory]) -> None:
+        import ipywidgets as widgets
+
+        self.panels = panels
+        self.num_steps = max(p.num_steps for p in panels)  # shorter panels clamp at their end
+        self.num_rows = min(p.num_rows for p in panels)
+        self.slider = widgets.IntSlider(value=0, min=0, max=self.num_steps - 1, description="step")
+        self.play = widgets.Play(value=0, min=0, max=self.num_steps - 1, interval=400)
+        self.link = widgets.link((self.play, "value"), (self.slider, "value"))
+        self.row_selector = widgets.Dropdown(options=range(self.num_rows), description="row")
+        self.row_selector.layout.display = "none" if self.num_rows == 1 else None
+        self.html = widgets.HTML(self.render(0, 0))
+        for control in (self.slider, self.row_selector):
+            control.observe(self._refresh, names="value")
+        controls = widgets.HBox([self.play, self.slider, self.row_selector])
+        self.widget = widgets.VBox([controls, self.html])
+
+    def _refresh(self, change=None) -> None:
+        self.html.value = self.render(self.slider.value, self.row_selector.value)
+
+    def render(self, step: int, row: int = 0) -> str:
+        """Pure: HTML of every panel at ``step`` (each clamped to its last step) for ``row``."""
+        if not 0 <= step < self.num_steps or not 0 <= row < self.num_rows:
+            valid = f"steps 0..{self.num_steps - 1}, rows 0..{self.num_rows - 1}"
+            raise ValueError(f"step={step}, row={row} out of range; valid {valid}")
+        cells = [p.render(min(step, p.num_steps - 1), row) for p in self.panels]
+        body = "".join(f'<div style="flex:1;min-width:0">{c}</div>' for c in cells)
+        return f'<div class="a2d-viewer" style="display:flex;gap:24px">{body}</div>'
+
+
+def build_mask(kind: MaskKind, length: int, block_size: int = 1) -> torch.Tensor:
+    """The a2dkit mask of ``kind`` ((L, L) bool; (2L, 2L) for the staircase, which needs
+    ``block_size`` | ``length``), built by ``a2dkit.attention``."""
+    if kind not in MASK_KINDS or length <= 0:
+        raise ValueError(f"kind={kind!r}, length={length}: need kind in {MASK_KINDS}, length >= 1")
+    if kind == "staircase":
+        return attention.staircase_mask(length, block_size)  # (2L, 2L)
+    valid = torch.ones(1, length, dtype=torch.bool)  # (1, L): no padding
+    if kind == "bidirectional":
+        return attention.bidirectional_padding_mask(valid)[0, 0]  # (L, L)
+    return attention.block_causal_mask(valid, block_size)[0, 0]  # (L, L)
+
+
+def plot_mask(mask: torch.Tensor, ax=None, title: str | None = None, split: int | None = None):
+    """Heatmap Figure of a boolean attention mask (query rows, key columns; dark = may attend).
+
+    Args:
+        mask: (L, L) or (2L, 2L) bool; leading singleton batch/head dims are dropped.
+        ax: matplotlib Axes to draw into (default: a new figure, which is returned).
+        split: draw the x_t | x_0 split lines before this index (``L`` for the staircase).
+    """
+    from matplotlib.colors import ListedColormap
+
+    mask = torch.as_tensor(mask)
+    while mask.dim() > 2 and mask.shape[0] == 1:
+        mask = mask[0]
+    if mask.dim() != 2:
+        raise ValueError(f"mask must be (L, L) or (2L, 2L); got shape {tuple(mask.shape)}")
+    (n_q, n_k), cmap = mask.shape, ListedColormap(["#f7f7f7", "#2c7fb8"])
+    fig, ax = _new_axes(ax, figsize=(4.5, 4.5))
+    ax.imshow(mask.to(torch.int8).numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    ax.set(xlabel="key", ylabel="query", title=title or "")
+    if split is not None:  # BD3LM input [x_t ; x_0]: the noisy half, then the clean half
+        ax.axhline(split - 0.5, color="#d62728", linewidth=1.5)
+        ax.axvline(split - 0.5, color="#d62728", linewidth=1.5)
+        ax.set_xticks([(split - 1) / 2, split + (n_k - split - 1) / 2], ["x_t", "x_0"])
+        ax.set_yticks([(split - 1) / 2, split + (n_q - split - 1) / 2], ["x_t", "x_0"])
+    return fig
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+class MaskExplorer(_WidgetView):
+    """Heatmaps of the bidirectional, block-causal and staircase masks; block sizes | length."""
+
+    def __init__(self, length: int = 8, block_size: int = 2, kind: MaskKind = "staircase"):
+        import ipywidgets as widgets
+
+        if length not in range(1, 33) or block_size not in _divisors(length):
+            raise ValueError(
+                f"length={length}, block_size={block_size}: need block_size | length <= 32"
+            )
+        self.kind = widgets.ToggleButtons(options=MASK_KINDS, value=kind, description="mask")
+        self.length = widgets.IntSlider(value=length, min=1, max=32, description="length")
+        options = _divisors(length)
+        self.block_size = widgets.Dropdown(options=options, value=block_size, description="block")
+        self.image = widgets.Image(format="png")
+        self.length.observe(self._on_length, names="value")
+        for control in (self.kind, self.block_size):
+            control.observe(self._redraw, names="value")
+        self.widget = widgets.VBox(
+            [self.kind, widgets.HBox([self.length, self.block_size]), self.image]
+        )
+        self._redraw()
+
+    def figure(self, kind: MaskKind, length: int, block_size: int):
+        """Pure: the heatmap Figure of ``build_mask(kind, length, block_size)``."""
+        mask = build_mask(kind, length, block_size)
+        title = f"{kind}  L={length}" + ("" if kind == "bidirectional" else f"  block={block_size}")
+        return plot_mask(mask, title=title, split=length if kind == "staircase" else None)
+
+    def _on_length(self, change) -> None:
+        options = _divisors(change["new"])
+        keep = max(d for d in options if d <= self.block_size.value)
+        self.block_size.unobserve(self._redraw, names="value")  # redraw once, below
+        self.block_size.options, self.block_size.value = options, keep
+        self.block_size.observe(self._redraw, names="value")
+        self._redraw()
+
+    def _redraw(self, change=None) -> None:
+        kind = self.kind.value
+        self.block_size.disabled = kind == "bidirectional"
+        self.current_figure = self.figure(kind, self.length.value, self.block_size.value)
+        buffer = io.BytesIO()
+        self.current_figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+        self.image.value = buffer.getvalue()
+
+
+def plot_trajectory(history, tokenizer, row: int = 0, ax=None, *, mask_token_id=None):
+    """Static step × position image: colour = committed step, grey = masked, white = prompt.
+
+    Args:
+        history, tokenizer, mask_token_id: as for ``DenoisingViewer``; row: batch row to draw.
+
+    Returns:
+        The matplotlib Figure; its image is (S, T) ``commit_steps`` masked where the canvas is.
+    """
+    import numpy as np
+    from matplotlib import colormaps, ticker
+
+    traj = _Trajectory(history, tokenizer, mask_token_id=mask_token_id, row=row)
+    canvases, commits = traj.canvases[:, row].numpy(), traj.commits[row].numpy()  # (S, T), (T,)
+    masked = canvases == traj.mask_token_id  # (S, T)
+    data = np.ma.masked_where(masked, np.broadcast_to(commits, canvases.shape))  # (S, T)
+    size = (min(max(6, traj.width / 4), 16), min(max(3, traj.num_steps / 5), 10))  # inches
+    fig, ax = _new_axes(ax, figsize=size)
+    cmap = colormaps[CMAP].with_extremes(bad=MASK_BG, under="white")
+    norm = {"vmin": 1, "vmax": max(traj.num_steps - 1, 1)}  # as _step_color: Normalize(1, S - 1)
+    image = ax.imshow(data, cmap=cmap, **norm, aspect="auto", interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="committed at step", ticks=ticker.MaxNLocator(integer=True))
+    ax.set(xlabel="position", ylabel="step")
+    if traj.width <= 64:  # the final text along the x axis
+        ax.set_xticks(range(traj.width), [traj.texts[int(t)] for t in canvases[-1]], rotation=90)
+    return fig
+
+
+def animate(history, tokenizer, row: int = 0, path=None, fps: int = 4, *, mask_token_id=None):
+    """Animated token grid (16 cells a line), one frame per canvas in ``history``.
+
+    Args:
+        history, tokenizer, mask_token_id: as for ``DenoisingViewer``; row: batch row to draw.
+        path: if given, save a GIF there (Pillow writer) at ``fps`` frames per second.
+
+    Returns:
+        ``matplotlib.animation.FuncAnimation`` (``.to_jshtml()`` embeds it in the book).
+    """
+    from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.patches import Rectangle
+
+    traj = _Trajectory(history, tokenizer, mask_token_id=mask_token_id, row=row)
+    columns, lines = 16, -(-traj.width // 16)  # ceil
+    fig, ax = _new_axes(None, figsize=(0.65 * columns, 0.45 * lines + 0.7))
+    ax.set(xlim=(0, columns), ylim=(lines, 0), frame_on=False, xticks=[], yticks=[])
+    cells = [(pos % columns, pos // columns) for pos in range(traj.width)]  # (x, y) per position
+    boxes = [ax.add_patch(Rectangle((x + 0.04, y + 0.08), 0.92, 0.84, lw=0)) for x, y in cells]
+    centered = {"ha": "center", "va": "center", "parse_math": False}
+    labels = [ax.text(x + 0.5, y + 0.5, "", **centered) for x, y in cells]
+
+    def draw(step: int):
+        for pos, (box, label) in enumerate(zip(boxes, labels, strict=True)):
+            kind, text, bg, fg = traj.cell(step, row, pos)
+            box.set_facecolor("white" if kind == "pad" else bg)
+            label.set(text="" if kind == "pad" else text[:6], color=fg)
+        ax.set_title(traj.caption(step, row))
+        return [*boxes, *labels]
+
+    anim = FuncAnimation(fig, draw, frames=traj.num_steps, interval=1000 / fps, blit=False)
+    if path is not None:
+        anim.save(str(path), writer=PillowWriter(fps=fps))
+    return anim
+
+
+class _Source(str):
+    """Source text already shown by ``show_source``; displaying it again in Jupyter is a no-op."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def show_source(obj: Any) -> str:
+    """Show ``inspect.getsource(obj)`` (highlighted in Jupyter, printed elsewhere) and return it."""
+    source = _Source(inspect.getsource(obj))
+    try:
+        from IPython import get_ipython
+        from IPython.display import Code, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and type(get_ipython()).__name__ == "ZMQInteractiveShell":
+        display(Code(source, language="python"))  # Jupyter: syntax-highlighted
+    else:
+        print(source)
+    return source

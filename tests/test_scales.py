@@ -1,0 +1,88 @@
+"""The scale table: names, invariants between fields, and the configs/flags built from it."""
+
+import dataclasses
+
+import pytest
+
+from a2dkit import scales
+
+
+def test_three_scales_in_order_and_each_named_after_its_key():
+    assert list(scales.SCALES) == ["smoke", "warmup", "full"]
+    assert all(cfg.name == name for name, cfg in scales.SCALES.items())
+
+
+def test_get_scale_is_case_insensitive_and_rejects_unknown_names_listing_valid_ones():
+    assert scales.get_scale("Smoke") is scales.SCALES["smoke"]
+    with pytest.raises(ValueError, match=r"'tiny'.*\['smoke', 'warmup', 'full'\]"):
+        scales.get_scale("tiny")
+    with pytest.raises(TypeError, match="str"):
+        scales.get_scale(1)
+
+
+@pytest.mark.parametrize("name", list(scales.SCALES))
+def test_block_size_divides_the_lengths(name):
+    cfg = scales.get_scale(name)
+    assert cfg.max_length % cfg.block_size == 0
+    assert cfg.max_new_tokens % cfg.block_size == 0
+
+
+def test_only_smoke_is_offline_and_on_cpu():
+    smoke, warmup, full = scales.SCALES.values()
+    assert smoke.is_tiny and smoke.use_cpu and smoke.world_size == 1
+    assert not warmup.is_tiny and warmup.source_model == full.source_model == "Qwen/Qwen3-0.6B"
+
+
+def test_full_matches_the_tiny_a2d_recipe_global_batch():
+    full = scales.get_scale("full")
+    # dLLM README: 8 nodes x 8 GPUs, per-device batch 16, gradient accumulation 2 -> 2048
+    assert full.world_size == 64 and full.global_batch_size == 16 * 2 * 64 == 2048
+    assert full.sft_dataset_args == scales.TINY_A2D_MIXTURE
+
+
+def test_scale_configs_are_frozen_and_replace_checks_field_names():
+    cfg = scales.get_scale("smoke")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.block_size = 8
+    assert cfg.replace(block_size=8).block_size == 8 and cfg.block_size == 16
+    with pytest.raises(TypeError, match=r"\['blocksize'\].*block_size"):
+        cfg.replace(blocksize=8)
+
+
+def test_block_size_that_does_not_divide_max_length_is_refused():
+    with pytest.raises(ValueError, match=r"block_size=12 must divide max_length=64.*\[1, 2, 4"):
+        scales.get_scale("smoke").replace(block_size=12)
+
+
+@pytest.mark.parametrize("algo", ["mdlm", "bd3lm"])
+def test_training_args_carry_the_scale_sizes(algo, tmp_path):
+    cfg = scales.get_scale("smoke")
+    args = cfg.training_args(algo, tmp_path, max_steps=3)
+    assert args.max_steps == 3 and args.per_device_train_batch_size == cfg.batch_size
+    assert args.learning_rate == cfg.learning_rate and args.use_cpu
+    assert getattr(args, "block_size", cfg.block_size) == cfg.block_size
+    with pytest.raises(ValueError, match="algo='ar'"):
+        cfg.training_args("ar", tmp_path)
+
+
+def test_cli_flags_reproduce_the_warmup_readme_command():
+    flags = scales.get_scale("warmup").cli_flags("bd3lm")
+    pairs = dict(zip(flags[::2], flags[1::2], strict=True))
+    assert pairs["--dataset_args"] == "Trelis/tiny-shakespeare" and pairs["--text_field"] == "Text"
+    assert pairs["--max_length"] == "128" and pairs["--num_train_epochs"] == "20"
+    assert pairs["--learning_rate"] == "0.0001" and pairs["--block_size"] == "32"
+    assert pairs["--per_device_train_batch_size"] == "16"
+
+
+def test_full_sft_lengths_follow_the_recipe():
+    full = scales.get_scale("full")
+    flags = {a: full.cli_flags(a, sft=True) for a in ("mdlm", "bd3lm")}
+    lengths = {a: f[f.index("--max_length") + 1] for a, f in flags.items()}
+    assert lengths == {"mdlm": "1024", "bd3lm": "512"}
+
+
+def test_tiny_ar_args_default_to_a_cache_dir_named_after_the_dims(tmp_path, monkeypatch):
+    monkeypatch.setenv("A2DKIT_CACHE", str(tmp_path))
+    args = scales.get_scale("smoke").tiny_ar_args()
+    assert args.output_dir.startswith(str(tmp_path)) and "h64-l2-v500" in args.output_dir
+    assert (args.hidden_size, args.num_hidden_layers, args.vocab_size) == (64, 2, 500)
