@@ -224,14 +224,22 @@ class DenoisingViewer(_WidgetView):
         return f'<div class="a2d-viewer" style="display:flex;gap:24px">{body}</div>'
 
 
-def build_mask(kind: MaskKind, length: int, block_size: int = 1) -> torch.Tensor:
+def build_mask(
+    kind: MaskKind, length: int, block_size: int = 1, num_pad: int = 0
+) -> torch.Tensor:
     """The a2dkit mask of ``kind`` ((L, L) bool; (2L, 2L) for the staircase, which needs
-    ``block_size`` | ``length``), built by ``a2dkit.attention``."""
+    ``block_size`` | ``length``), built by ``a2dkit.attention``; ``num_pad`` left pads, which no
+    query attends to (not for the staircase)."""
     if kind not in MASK_KINDS or length <= 0:
         raise ValueError(f"kind={kind!r}, length={length}: need kind in {MASK_KINDS}, length >= 1")
+    if not 0 <= num_pad < length or (num_pad and kind == "staircase"):
+        raise ValueError(
+            f"num_pad={num_pad} must lie in [0, length={length}) and be 0 for the staircase"
+        )
     if kind == "staircase":
         return attention.staircase_mask(length, block_size)  # (2L, 2L)
-    valid = torch.ones(1, length, dtype=torch.bool)  # (1, L): no padding
+    valid = torch.ones(1, length, dtype=torch.bool)  # (1, L)
+    valid[:, :num_pad] = False  # left padding
     if kind == "bidirectional":
         return attention.bidirectional_padding_mask(valid)[0, 0]  # (L, L)
     return attention.block_causal_mask(valid, block_size)[0, 0]  # (L, L)
