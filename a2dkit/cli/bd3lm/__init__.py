@@ -1,1 +1,1 @@
-"""BD3LM entry points: pt (continual pretraining), sft, mirroring dLLM examples/a2d/bd3lm/."""
+"""BD3LM entry points: pt (continual pretraining), sft, sample, chat (dLLM examples/a2d/bd3lm/)."""

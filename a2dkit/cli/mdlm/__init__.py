@@ -1,1 +1,1 @@
-"""MDLM entry points: pt (continual pretraining), sft, mirroring dLLM examples/a2d/mdlm/."""
+"""MDLM entry points: pt (continual pretraining), sft, sample, chat (dLLM examples/a2d/mdlm/)."""

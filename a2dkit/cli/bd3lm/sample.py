@@ -1,0 +1,25 @@
+"""Sample completions with the BD3LM sampler (dLLM examples/a2d/bd3lm/sample.py).
+
+Run: python -m a2dkit.cli.bd3lm.sample \
+    --model_name_or_path models/a2d/Qwen3-0.6B/bd3lm/sft/checkpoint-final \
+    --prompts "Write a haiku about rain." --steps 128 --max_new_tokens 128 --block_size 32
+References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from a2dkit.cli import sample
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``a2dkit.cli.sample`` with ``--algo bd3lm``; every other flag is forwarded."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--algo" in argv:
+        raise ValueError(f"--algo is fixed to bd3lm by a2dkit.cli.bd3lm.sample; got {argv}")
+    return sample.main(["--algo", "bd3lm", *argv])
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

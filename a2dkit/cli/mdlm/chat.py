@@ -1,0 +1,25 @@
+"""Multi-turn chat, denoising shown live, with the MDLM sampler (dLLM examples/a2d/mdlm/chat.py).
+
+Run: python -m a2dkit.cli.mdlm.chat \
+    --model_name_or_path models/a2d/Qwen3-0.6B/mdlm/sft/checkpoint-final \
+    --chat_template True --steps 128 --max_new_tokens 128 --block_size 32
+References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from a2dkit.cli import chat
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``a2dkit.cli.chat`` with ``--algo mdlm``; every other flag is forwarded."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--algo" in argv:
+        raise ValueError(f"--algo is fixed to mdlm by a2dkit.cli.mdlm.chat; got {argv}")
+    return chat.main(["--algo", "mdlm", *argv])
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
