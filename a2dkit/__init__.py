@@ -46,9 +46,11 @@ _LAZY = {
 _MODULES = (
     "config",
     "corpus",
+    "curves",
     "data",
     "eval",
     "preprocess",
+    "quality",
     "samplers",
     "synthetic",
     "testing",
