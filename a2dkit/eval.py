@@ -231,7 +231,7 @@ def mdlm_elbo(
 
     Each draw masks a subset S of the N target tokens and scores -weight · Σ_{i∈S} CE_i with one
     bidirectional forward. Exact value of both estimators (linear schedule, eps = 0):
-    -Σ_{l=1..N} (1/l) · mean_{|S|=l} Σ_{i∈S} CE_i(x_S). "time" with eps > 0 estimates
+    ``-Σ_{l=1..N} (1/l) · mean_{|S|=l} Σ_{i∈S} CE_i(x_S)``. "time" with eps > 0 estimates
     -(1/(1-eps)) ∫_eps^1 w(t) E_S[Σ CE] dt instead (the truncated bound used in training).
 
     Args:
@@ -301,15 +301,20 @@ def bd3lm_elbo(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """lm-eval's own CLI with ``a2d_mdlm`` / ``a2d_bd3lm`` registered (all lm-eval flags work)."""
+    """lm-eval's own CLI with ``a2d_mdlm`` / ``a2d_bd3lm`` registered (all lm-eval flags work).
+
+    Without ``--include_path``, the kit's local tasks (``a2dkit_synthetic``...) are added.
+    """
     import sys
 
     from lm_eval.__main__ import cli_evaluate
 
-    import a2dkit.lm_eval_models  # noqa: F401  (registers the two model names)
+    from a2dkit.lm_eval_models import TASKS_DIR  # importing registers the two model names
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]
+    if len(sys.argv) > 2 and not any(a.startswith("--include_path") for a in sys.argv):
+        sys.argv += ["--include_path", str(TASKS_DIR)]
     cli_evaluate()
 
 
