@@ -7,8 +7,10 @@ References: MDLM arXiv 2406.07524 (§3, NELBO); BD3LM arXiv 2503.09573 (§3.2, v
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,6 +31,7 @@ __all__ = [
 ]
 
 IGNORE_INDEX = -100
+STOP_FILE_ENV = "A2DKIT_STOP_FILE"  # PreemptionCallback stops once this file exists
 
 
 def maskable_positions(labels: torch.Tensor, right_shift_logits: bool = False) -> torch.Tensor:
@@ -59,7 +62,8 @@ class MDLMTrainer(Trainer):
 
     Args:
         schedule: alpha(t); default ``make_schedule(args.alpha_schedule)``.
-        *args, **kwargs: as ``transformers.Trainer`` (pass the tokenizer as ``processing_class``).
+        *args: as ``transformers.Trainer``.
+        **kwargs: as ``transformers.Trainer`` (pass the tokenizer as ``processing_class``).
     """
 
     # compute_loss divides by the optimizer step's denominator: HF must not divide by GA steps again
@@ -181,7 +185,10 @@ class BD3LMTrainer(MDLMTrainer):
             mask = _flex_staircase(xt, self.args.block_size, keys)
         elif keys is not None:
             mask = mask & keys[:, None, None, :]  # (B, 1, 2L, 2L): pads are never keys
-        return {"input_ids": input_ids, "position_ids": position_ids, "attention_mask": mask}
+        # only x_t is scored: skip the LM head (and its (B, L, V) logits) on the x_0 half
+        keep = torch.arange(xt.shape[1], device=xt.device)  # (L,)
+        return {"input_ids": input_ids, "position_ids": position_ids, "attention_mask": mask,
+                "logits_to_keep": keep}  # fmt: skip
 
 
 def _flex_staircase(xt: torch.Tensor, block_size: int, keys: torch.Tensor | None):
@@ -227,18 +234,30 @@ class _PerRankNoise(TrainerCallback):
 
 
 class PreemptionCallback(TrainerCallback):
-    """On SIGUSR1/SIGTERM (Slurm's warning signal): save at the end of this step, then stop.
+    """On SIGUSR1/SIGTERM (Slurm's warning signal), or once ``stop_file`` exists: save at the end
+    of this step, then stop.
 
     No optimizer step is lost: the checkpoint holds the state after the step that was running.
     With several ranks the flag is all-reduced, so every rank saves and stops at the same step.
-    ``preempted`` tells the caller (e.g. to exit with a "requeue me" code).
+    ``preempted`` tells the caller (e.g. to exit with a "requeue me" code). The stop file (default
+    ``$A2DKIT_STOP_FILE``) is how slurm/_launch.sh passes Slurm's warning to every rank: unlike a
+    signal it cannot arrive too early, before the handlers are installed.
     """
 
-    def __init__(self, signals: tuple[int, ...] = (signal.SIGUSR1, signal.SIGTERM)) -> None:
+    def __init__(
+        self,
+        signals: tuple[int, ...] = (signal.SIGUSR1, signal.SIGTERM),
+        stop_file: str | os.PathLike | None = None,
+    ) -> None:
         self.signals = tuple(signals)
+        stop_file = os.environ.get(STOP_FILE_ENV) if stop_file is None else stop_file
+        self.stop_file = Path(stop_file) if stop_file else None
         self.received: int | None = None  # the signal this process got
         self.preempted = False  # any rank got one: this run stopped early
         self._previous: dict[int, Any] = {}
+
+    def _requested(self) -> bool:
+        return self.received is not None or bool(self.stop_file and self.stop_file.exists())
 
     def _handler(self, signum, frame) -> None:
         self.received = signum
@@ -248,7 +267,7 @@ class PreemptionCallback(TrainerCallback):
             self._previous = {sig: signal.signal(sig, self._handler) for sig in self.signals}
 
     def on_step_end(self, args, state, control, **kwargs):
-        if _any_rank(self.received is not None, args.device):
+        if _any_rank(self._requested(), args.device):
             self.preempted = True
             control.should_save = True
             control.should_training_stop = True

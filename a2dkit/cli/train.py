@@ -107,10 +107,13 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
     )
     trainer.train(config.resolve_resume_checkpoint(args.output_dir, args.resume_from_checkpoint))
     if preemption.preempted:
+        trainer.accelerator.wait_for_everyone()  # every rank's share of the checkpoint is on disk
         print(f"[a2dkit] preempted: checkpoint-{trainer.state.global_step} saved", flush=True)
         return PREEMPTED_EXIT_CODE
     final = Path(args.output_dir) / "checkpoint-final"
     trainer.save_model(str(final))  # model + tokenizer (processing_class), on the main process
+    if args.should_save:  # the loss curve (log_history) travels with the final model
+        trainer.state.save_to_json(str(final / "trainer_state.json"))
     print(f"[a2dkit] final model: {final}", flush=True)
     return 0
 
