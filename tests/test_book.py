@@ -1,0 +1,249 @@
+"""The built book in a real browser: headless Chromium (Debian's ``chromium``, installed by
+``.ci/install_chromium.sh``) loads every page offline over the DevTools protocol; figures must
+render, live widgets must draw, no JavaScript error may occur and nothing may leave file://.
+
+The book is built by ``book/build.py`` (all chapters executed at smoke), or reused when
+``book/_build/html/a2dkit_build.json`` says it was built from exactly the current sources.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import websocket
+
+ROOT = Path(__file__).resolve().parents[1]
+VIEWPORT = {"width": 1280, "height": 1000, "deviceScaleFactor": 1, "mobile": False}
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--host-resolver-rules=MAP * ~NOTFOUND",  # offline, as a reader without network
+         "--remote-debugging-port=0"]
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+VIEWS = "'script[type=\"application/vnd.jupyter.widget-view+json\"]'"
+# true once every image finished loading and every embedded widget view got drawn
+READY_JS = f"""(() => {{
+  const views = [...document.querySelectorAll({VIEWS})];
+  const drawn = views.filter(s => s.previousElementSibling &&
+      s.previousElementSibling.querySelector('.jupyter-widgets, .widget-box, .lm-Widget'));
+  const imgs = [...document.images];
+  return document.readyState === 'complete' && drawn.length === views.length &&
+         imgs.every(i => i.complete);
+}})()"""
+PAGE_JS = f"""JSON.stringify({{
+  images: [...document.images].map(i => ({{src: i.src.slice(0, 80), width: i.naturalWidth}})),
+  views: document.querySelectorAll({VIEWS}).length,
+  drawn: document.querySelectorAll('.widget-subarea .jupyter-widgets').length,
+  viewer: document.querySelectorAll('.widget-subarea .a2d-viewer').length,
+  scripts: [...document.scripts].map(s => s.src).filter(Boolean),
+}})"""
+
+
+SCROLL_TO_WIDGET_JS = """(() => {
+  const imageWidget = [...document.querySelectorAll('.widget-subarea')]
+      .find(w => w.querySelector('img'));  // e.g. MaskExplorer, rather than a progress bar
+  const el = document.querySelector('.widget-subarea .a2d-viewer') || imageWidget ||
+             document.querySelector('.widget-subarea .jupyter-widgets');
+  el.scrollIntoView({block: 'center'});
+  const r = el.getBoundingClientRect();
+  return {top: r.top, left: r.left, width: r.width, height: r.height};
+})()"""
+
+
+def _load_build_module():
+    name = "a2dkit_book_build"  # book/build.py is a script, not a package
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "book" / "build.py")
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+book_build = _load_build_module()
+CHAPTERS = book_build.toc_entries()
+
+
+class DevTools:
+    """The few Chrome DevTools protocol calls the test needs, over one websocket."""
+
+    def __init__(self, url: str) -> None:
+        self.ws = websocket.create_connection(url, timeout=60, suppress_origin=True)
+        self.events: list[dict] = []
+        self.last_id = 0
+
+    def call(self, method: str, session: str | None = None, **params) -> dict:
+        self.last_id += 1
+        message = {"id": self.last_id, "method": method, "params": params}
+        self.ws.send(json.dumps({**message, **({"sessionId": session} if session else {})}))
+        while True:
+            reply = json.loads(self.ws.recv())
+            if reply.get("id") != self.last_id:
+                self.events.append(reply)
+            elif "error" in reply:
+                raise RuntimeError(f"{method}: {reply['error']}")
+            else:
+                return reply["result"]
+
+    def navigate(self, session: str, url: str, timeout: float = 60.0) -> None:
+        """Open ``url`` and return once its load event fired (so no check sees the old page)."""
+        start = len(self.events)
+        self.call("Page.navigate", session, url=url)
+        self.ws.settimeout(timeout)
+        while not any(e.get("method") == "Page.loadEventFired" for e in self.events[start:]):
+            self.events.append(json.loads(self.ws.recv()))  # raises on timeout
+
+    def evaluate(self, session: str, expression: str):
+        result = self.call("Runtime.evaluate", session, expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"evaluate failed: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait(self, session: str, expression: str, timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.evaluate(session, expression):
+                return True
+            time.sleep(0.2)
+        return False
+
+
+@pytest.fixture(scope="session")
+def book_html() -> Path:
+    """The HTML folder of a book built from the current sources (built here when stale)."""
+    html = book_build.BOOK / "_build" / "html"
+    if not book_build.is_fresh(html, os.environ.get("A2DKIT_SCALE", "smoke")):
+        book_build.build()  # raises RuntimeError (cell error, warning, missing chapter)
+    return html
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    binary = os.environ.get("CHROMIUM") or shutil.which("chromium")
+    assert binary, "no chromium on PATH: run `bash .ci/install_chromium.sh` (or set CHROMIUM)"
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    proc = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port_file, deadline = profile / "DevToolsActivePort", time.monotonic() + 60
+    while not port_file.is_file() or len(port_file.read_text().split()) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, "chromium did not start"
+        time.sleep(0.1)
+    port, path = port_file.read_text().split()[:2]
+    tools = DevTools(f"ws://127.0.0.1:{port}{path}")
+    target = tools.call("Target.createTarget", url="about:blank")["targetId"]
+    session = tools.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+    for domain in ("Page", "Runtime", "Log", "Network"):
+        tools.call(f"{domain}.enable", session)
+    tools.call("Emulation.setDeviceMetricsOverride", session, **VIEWPORT)
+    yield tools, session
+    tools.ws.close()
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def pages(book_html, browser):
+    """Loads each chapter once: ``{chapter: report}`` with the page facts and what went wrong."""
+    tools, session = browser
+    cache: dict[str, dict] = {}
+
+    def load(chapter: str) -> dict:
+        if chapter not in cache:
+            tools.events.clear()
+            tools.navigate(session, (book_html / f"{chapter}.html").as_uri())
+            ready = tools.wait(session, READY_JS)
+            report = json.loads(tools.evaluate(session, PAGE_JS))
+            events = tools.events
+            report.update(ready=ready, errors=_errors(events), requests=_requests(events))
+            cache[chapter] = report
+        return cache[chapter]
+
+    return load
+
+
+def _errors(events: list[dict]) -> list[str]:
+    """Uncaught exceptions, console.error calls and error log entries (e.g. a failed load)."""
+    errors = []
+    for event in events:
+        params = event.get("params", {})
+        if event.get("method") == "Runtime.exceptionThrown":
+            errors.append(json.dumps(params["exceptionDetails"])[:500])
+        elif event.get("method") == "Runtime.consoleAPICalled" and params["type"] in (
+            "error", "assert"):
+            errors.append(json.dumps(params["args"])[:500])
+        elif event.get("method") == "Log.entryAdded" and params["entry"]["level"] == "error":
+            errors.append(json.dumps(params["entry"])[:500])
+    return errors
+
+
+def _requests(events: list[dict]) -> list[str]:
+    return [e["params"]["request"]["url"] for e in events
+            if e.get("method") == "Network.requestWillBeSent"]
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_page_loads_offline_without_javascript_errors(pages, chapter):
+    report = pages(chapter)
+    assert report["ready"], f"{chapter}: images or widgets still loading after 60 s: {report}"
+    assert report["errors"] == []
+    offsite = [u for u in report["requests"] if u.split(":")[0] not in ("file", "data", "blob")]
+    assert offsite == [], "the book must be self-contained (offline readers, CI)"
+
+
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c.startswith("notebooks/")])
+def test_chapter_figures_rendered(pages, chapter):
+    images = pages(chapter)["images"]
+    assert images, f"{chapter} shows no figure"
+    assert all(image["width"] > 0 for image in images), images
+
+
+def test_widget_pages_draw_their_saved_widgets_and_others_load_no_widget_code(pages, book_html):
+    with_state = [c for c in CHAPTERS if WIDGET_STATE in (book_html / f"{c}.html").read_text()]
+    assert with_state, "no chapter saved ipywidgets state (nbclient store_widget_state)"
+    for chapter in CHAPTERS:
+        report = pages(chapter)
+        scripts = [s.split("?")[0] for s in report["scripts"]]  # drop Sphinx's "?v=<hash>"
+        loads_manager = any(s.endswith("/_static/jupyter-widgets/embed.js") for s in scripts)
+        assert loads_manager == (chapter in with_state), chapter
+        if chapter in with_state:
+            assert report["views"] > 0 and report["drawn"] >= report["views"], report
+
+
+def test_widget_chapters_screenshot_and_the_visualizer_is_among_them(pages, browser, book_html):
+    with_widgets = [c for c in CHAPTERS if pages(c)["views"] > 0]
+    assert with_widgets
+    tools, session = browser
+    shots = book_html.parent / "screenshots"  # kept as an artifact: book/_build/screenshots
+    shots.mkdir(exist_ok=True)
+    for chapter in with_widgets:
+        tools.navigate(session, (book_html / f"{chapter}.html").as_uri())
+        assert tools.wait(session, READY_JS)
+        box = tools.evaluate(session, SCROLL_TO_WIDGET_JS)  # viewer, image widget, any widget
+        png = base64.b64decode(tools.call("Page.captureScreenshot", session)["data"])
+        (shots / f"{chapter.replace('/', '_')}.png").write_bytes(png)
+        assert _png_size(png) == (VIEWPORT["width"], VIEWPORT["height"])
+        top, left = max(0, int(box["top"])), max(0, int(box["left"]))
+        widget = _decode_png(png)[top : top + int(box["height"]), left : left + int(box["width"])]
+        colours = {tuple(p) for p in widget.reshape(-1, widget.shape[-1])}
+        assert widget.size and len(colours) > 8, f"{chapter}: the widget area is blank"
+    viewers = [c for c in CHAPTERS if pages(c)["viewer"] > 0]
+    assert viewers, "no chapter shows a live DenoisingViewer (a2dkit.viz)"
+
+
+def _decode_png(png: bytes):
+    import matplotlib.image
+
+    return (matplotlib.image.imread(io.BytesIO(png)) * 255).astype("uint8")
