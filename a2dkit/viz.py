@@ -9,38 +9,27 @@ from __future__ import annotations
 import functools
 import html
 import inspect
-import io
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
-from a2dkit import attention
+from a2dkit.viz_masks import (  # re-exported: a2dkit.viz is the one visualisation namespace
+    MASK_KINDS,
+    MaskExplorer,
+    _new_axes,
+    _WidgetView,
+    build_mask,
+    plot_mask,
+)
 
 __all__ = ["MASK_KINDS", "DenoisingViewer", "MaskExplorer", "animate", "build_mask"]
 __all__ += ["commit_steps", "plot_mask", "plot_trajectory", "show_source"]
 
-MaskKind = Literal["bidirectional", "block_causal", "staircase"]
-MASK_KINDS = ("bidirectional", "block_causal", "staircase")
 CMAP = "viridis"  # colour = step at which a token was committed
 MASK_BOX, MASK_BG, PROMPT_BG = "▒", "#bdbdbd", "#eeeeee"
 _NEW = "outline:2px solid #d62728;"  # marks tokens committed at the shown step
 _CELL = "font-family:monospace;white-space:pre;padding:1px 3px;margin:1px;border-radius:3px;"
-
-
-def _new_axes(ax, figsize: tuple[float, float]):
-    """(figure, axes) of ``ax``, or a new pair; Agg is selected only when no backend is set."""
-    if ax is not None:
-        return ax.figure, ax
-    import matplotlib
-
-    if matplotlib.get_backend(auto_select=False) is None:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=figsize, layout="constrained")  # keeps labels and title in
-    plt.close(fig)  # the caller returns the Figure; pyplot must not auto-show a duplicate
-    return fig, ax
 
 
 def _as_canvases(history: Any, mask_token_id: int) -> torch.Tensor:
@@ -160,18 +149,6 @@ class _Trajectory:
         return caption + body + _legend(self.num_steps)
 
 
-class _WidgetView:
-    """Displays as its ``.widget`` (an ipywidgets box) in Jupyter."""
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
-
 class DenoisingViewer(_WidgetView):
     """ipywidgets view of a sampler's ``history``: play/step slider, row selector, coloured tokens.
 
@@ -202,17 +179,33 @@ class DenoisingViewer(_WidgetView):
         self.num_rows = min(p.num_rows for p in panels)
         self.slider = widgets.IntSlider(value=0, min=0, max=self.num_steps - 1, description="step")
         self.play = widgets.Play(value=0, min=0, max=self.num_steps - 1, interval=400)
-        self.link = widgets.link((self.play, "value"), (self.slider, "value"))
+        # one pre-rendered frame per step, jslinked: the saved widget also plays without a kernel
+        self.frames = widgets.Stack()
+        self.links = [widgets.link((self.play, "value"), (self.slider, "value"))]
+        self.links += [widgets.jslink((self.play, "value"), (self.slider, "value"))]
+        self.links += [widgets.jslink((self.slider, "value"), (self.frames, "selected_index"))]
         self.row_selector = widgets.Dropdown(options=range(self.num_rows), description="row")
         self.row_selector.layout.display = "none" if self.num_rows == 1 else None
-        self.html = widgets.HTML(self.render(0, 0))
-        for control in (self.slider, self.row_selector):
-            control.observe(self._refresh, names="value")
+        self._render_frames()
+        self.slider.observe(self._refresh, names="value")
+        self.row_selector.observe(self._render_frames, names="value")
         controls = widgets.HBox([self.play, self.slider, self.row_selector])
-        self.widget = widgets.VBox([controls, self.html])
+        self.widget = widgets.VBox([controls, self.frames])
+
+    @property
+    def html(self):
+        """The ``ipywidgets.HTML`` frame shown now (the slider's step, the selected row)."""
+        return self.frames.children[self.frames.selected_index]
+
+    def _render_frames(self, change=None) -> None:
+        import ipywidgets as widgets
+
+        row = self.row_selector.value
+        self.frames.children = [widgets.HTML(self.render(s, row)) for s in range(self.num_steps)]
+        self._refresh()
 
     def _refresh(self, change=None) -> None:
-        self.html.value = self.render(self.slider.value, self.row_selector.value)
+        self.frames.selected_index = self.slider.value
 
     def render(self, step: int, row: int = 0) -> str:
         """Pure: HTML of every panel at ``step`` (each clamped to its last step) for ``row``."""
@@ -222,104 +215,6 @@ class DenoisingViewer(_WidgetView):
         cells = [p.render(min(step, p.num_steps - 1), row) for p in self.panels]
         body = "".join(f'<div style="flex:1;min-width:0">{c}</div>' for c in cells)
         return f'<div class="a2d-viewer" style="display:flex;gap:24px">{body}</div>'
-
-
-def build_mask(
-    kind: MaskKind, length: int, block_size: int = 1, num_pad: int = 0
-) -> torch.Tensor:
-    """The a2dkit mask of ``kind`` ((L, L) bool; (2L, 2L) for the staircase, which needs
-    ``block_size`` | ``length``), built by ``a2dkit.attention``; ``num_pad`` left pads, which no
-    query attends to (not for the staircase)."""
-    if kind not in MASK_KINDS or length <= 0:
-        raise ValueError(f"kind={kind!r}, length={length}: need kind in {MASK_KINDS}, length >= 1")
-    if not 0 <= num_pad < length or (num_pad and kind == "staircase"):
-        raise ValueError(
-            f"num_pad={num_pad} must lie in [0, length={length}) and be 0 for the staircase"
-        )
-    if kind == "staircase":
-        return attention.staircase_mask(length, block_size)  # (2L, 2L)
-    valid = torch.ones(1, length, dtype=torch.bool)  # (1, L)
-    valid[:, :num_pad] = False  # left padding
-    if kind == "bidirectional":
-        return attention.bidirectional_padding_mask(valid)[0, 0]  # (L, L)
-    return attention.block_causal_mask(valid, block_size)[0, 0]  # (L, L)
-
-
-def plot_mask(mask: torch.Tensor, ax=None, title: str | None = None, split: int | None = None):
-    """Heatmap Figure of a boolean attention mask (query rows, key columns; dark = may attend).
-
-    Args:
-        mask: (L, L) or (2L, 2L) bool; leading singleton batch/head dims are dropped.
-        ax: matplotlib Axes to draw into (default: a new figure, which is returned).
-        split: draw the x_t | x_0 split lines before this index (``L`` for the staircase).
-    """
-    from matplotlib.colors import ListedColormap
-
-    mask = torch.as_tensor(mask)
-    while mask.dim() > 2 and mask.shape[0] == 1:
-        mask = mask[0]
-    if mask.dim() != 2:
-        raise ValueError(f"mask must be (L, L) or (2L, 2L); got shape {tuple(mask.shape)}")
-    (n_q, n_k), cmap = mask.shape, ListedColormap(["#f7f7f7", "#2c7fb8"])
-    fig, ax = _new_axes(ax, figsize=(4.5, 4.5))
-    ax.imshow(mask.to(torch.int8).numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-    ax.set(xlabel="key", ylabel="query", title=title or "")
-    if split is not None:  # BD3LM input [x_t ; x_0]: the noisy half, then the clean half
-        ax.axhline(split - 0.5, color="#d62728", linewidth=1.5)
-        ax.axvline(split - 0.5, color="#d62728", linewidth=1.5)
-        ax.set_xticks([(split - 1) / 2, split + (n_k - split - 1) / 2], ["x_t", "x_0"])
-        ax.set_yticks([(split - 1) / 2, split + (n_q - split - 1) / 2], ["x_t", "x_0"])
-    return fig
-
-
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-class MaskExplorer(_WidgetView):
-    """Heatmaps of the bidirectional, block-causal and staircase masks; block sizes | length."""
-
-    def __init__(self, length: int = 8, block_size: int = 2, kind: MaskKind = "staircase"):
-        import ipywidgets as widgets
-
-        if length not in range(1, 33) or block_size not in _divisors(length):
-            raise ValueError(
-                f"length={length}, block_size={block_size}: need block_size | length <= 32"
-            )
-        self.kind = widgets.ToggleButtons(options=MASK_KINDS, value=kind, description="mask")
-        self.length = widgets.IntSlider(value=length, min=1, max=32, description="length")
-        options = _divisors(length)
-        self.block_size = widgets.Dropdown(options=options, value=block_size, description="block")
-        self.image = widgets.Image(format="png")
-        self.length.observe(self._on_length, names="value")
-        for control in (self.kind, self.block_size):
-            control.observe(self._redraw, names="value")
-        self.widget = widgets.VBox(
-            [self.kind, widgets.HBox([self.length, self.block_size]), self.image]
-        )
-        self._redraw()
-
-    def figure(self, kind: MaskKind, length: int, block_size: int):
-        """Pure: the heatmap Figure of ``build_mask(kind, length, block_size)``."""
-        mask = build_mask(kind, length, block_size)
-        title = f"{kind}  L={length}" + ("" if kind == "bidirectional" else f"  block={block_size}")
-        return plot_mask(mask, title=title, split=length if kind == "staircase" else None)
-
-    def _on_length(self, change) -> None:
-        options = _divisors(change["new"])
-        keep = max(d for d in options if d <= self.block_size.value)
-        self.block_size.unobserve(self._redraw, names="value")  # redraw once, below
-        self.block_size.options, self.block_size.value = options, keep
-        self.block_size.observe(self._redraw, names="value")
-        self._redraw()
-
-    def _redraw(self, change=None) -> None:
-        kind = self.kind.value
-        self.block_size.disabled = kind == "bidirectional"
-        self.current_figure = self.figure(kind, self.length.value, self.block_size.value)
-        buffer = io.BytesIO()
-        self.current_figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-        self.image.value = buffer.getvalue()
 
 
 def plot_trajectory(history, tokenizer, row: int = 0, ax=None, *, mask_token_id=None):

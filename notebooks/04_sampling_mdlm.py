@@ -134,7 +134,7 @@ assert out.nfe == cfg.sampler_steps and len(out.history) == cfg.sampler_steps + 
 viz.DenoisingViewer(out, tokenizer, prompt_len=prompt_len, title="low_confidence")
 
 # %%
-fig = viz.plot_trajectory(out.history, tokenizer, row=0)
+viz.plot_trajectory(out.history, tokenizer, row=0)
 
 # %% [markdown]
 # ## How good is a sample? Ask the AR model
@@ -219,7 +219,7 @@ assert not (started[:, :, 1:] & ~filled[:, :, :-1]).any()  # (S, B, blocks - 1)
 print(f"{cfg.max_new_tokens // cfg.block_size} blocks; AR NLL {judge(blocks)[0]:.3f}")
 
 # %%
-fig = viz.plot_trajectory(blocks.history, tokenizer, row=0)
+viz.plot_trajectory(blocks.history, tokenizer, row=0)
 
 # %% [markdown]
 # ## Temperature: Gumbel-max sampling
