@@ -148,7 +148,7 @@ def _messages_only(example: dict[str, Any]) -> dict[str, Any]:
 
 def keep_lang(example: dict[str, Any], lang: str) -> bool:
     """opc-sft ``lang`` filter: equality on a ``lang`` column when the record has one; otherwise
-    (opc-sft-stage1/2 have none) keep replies that contain a ```lang code fence."""
+    (opc-sft-stage1/2 have none) keep replies that contain a markdown code fence for ``lang``."""
     if "lang" in example:
         return str(example["lang"]).lower() == lang.lower()
     return f"```{lang.lower()}" in example["output"].lower()

@@ -7,6 +7,7 @@ arXiv 2505.22618.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import itertools
@@ -29,7 +30,12 @@ __all__ = [
     "BD3LMSamplerConfig",
     "MDLMSampler",
     "BD3LMSampler",
+    "KV_CACHE_MODES",
 ]
+
+# "reuse": a2dkit's cache (prefix encoded once, cropped after each step); "card": the released
+# model card's (prefix re-encoded every block, cache deep-copied every step), kept as a baseline
+KV_CACHE_MODES = ("reuse", "card")
 
 
 @dataclass
@@ -38,12 +44,14 @@ class SamplerOutput:
 
     ``history`` holds the (B, T) canvas before the first and after every denoising step (plus a
     last canvas if finished BD3LM rows were padded early); ``nfe`` counts every model forward call.
+    Columns ``gen_start:gen_end`` were denoised (BD3LM stops early once every row has its EOS).
     """
 
     sequences: torch.Tensor
     history: list[torch.Tensor] | None = None
     nfe: int = 0
     gen_start: int = 0
+    gen_end: int | None = None
 
 
 @dataclass
@@ -102,7 +110,7 @@ class SamplerConfig:
 
     @property
     def block_steps(self) -> int:
-        """Denoising steps per block (dLLM: ceil(steps / num_blocks))."""
+        """Denoising steps per block, ``ceil(steps / num_blocks)`` as in dLLM."""
         return math.ceil(self.steps / self.num_blocks)
 
     @property
@@ -117,10 +125,19 @@ class MDLMSamplerConfig(SamplerConfig):
 
 @dataclass
 class BD3LMSamplerConfig(SamplerConfig):
-    """BD3LM sampling; ``steps_per_block`` overrides ``ceil(steps / num_blocks)``."""
+    """BD3LM sampling; ``steps_per_block`` overrides ``ceil(steps / num_blocks)``;
+    ``kv_cache`` in ``KV_CACHE_MODES`` (both give the same tokens; "card" only to compare speed)."""
 
     block_size: int = 32
     steps_per_block: int | None = None
+    kv_cache: Literal["reuse", "card"] = "reuse"
+
+    def __post_init__(self):
+        if self.kv_cache not in KV_CACHE_MODES:
+            raise ValueError(
+                f"kv_cache={self.kv_cache!r} is not valid; choose one of {KV_CACHE_MODES}"
+            )
+        super().__post_init__()
 
     def _check_steps(self) -> None:
         if self.steps_per_block is None:
@@ -259,7 +276,7 @@ class MDLMSampler(_Sampler):
             e = min(s + config.block_size, total)
             logits_fn = functools.partial(self._logits, c, (s, e), config)
             nfe += self._denoise_block(c, (s, e), config, logits_fn, history)
-        return SamplerOutput(c.ids, history, nfe, c.start)
+        return SamplerOutput(c.ids, history, nfe, c.start, total)
 
     def _logits(self, c: _Canvas, span, config: SamplerConfig) -> torch.Tensor:
         """Run the whole canvas; guided (optionally right-shifted) logits of ``span``, (B, L, V)."""
@@ -284,10 +301,11 @@ class BD3LMSampler(_Sampler):
         c = self._canvas(prompts, start, config.max_new_tokens)
         history, total = ([c.ids.clone()] if config.return_history else None), c.ids.shape[1]
         cache, last, nfe = DynamicCache(config=self.model.config), None, 0
-        if start > 0:
-            last, nfe = self._forward(cache, c, (0, start), config, keep=True), 1
         finished = torch.zeros(len(prompts), dtype=torch.bool, device=c.ids.device)
         for s in range(start, total, bs):
+            if s > 0 and (s == start or config.kv_cache == "card"):  # card: re-encode the prefix
+                cache = DynamicCache(config=self.model.config)
+                last, nfe = self._forward(cache, c, (0, s), config, keep=True), nfe + 1
             e = min(s + bs, total)
             c.ids[finished, s:e], c.valid[finished, s:e] = self.pad_id, False
             logits_fn = functools.partial(self._step_logits, cache, c, (s, e), config, last)
@@ -296,8 +314,9 @@ class BD3LMSampler(_Sampler):
                 finished |= (c.ids[:, s:e] == self.eos_id).any(-1)
             if finished.all() or e == total:
                 break
-            last, nfe = self._forward(cache, c, (s, e), config, keep=True), nfe + 1
-        return self._finish(c, history, nfe)
+            if config.kv_cache == "reuse":  # extend the cache with the finished block
+                last, nfe = self._forward(cache, c, (s, e), config, keep=True), nfe + 1
+        return self._finish(c, history, nfe, e)  # max_new_tokens > 0: the loop ran
 
     def _step_logits(self, cache, c: _Canvas, span, config: SamplerConfig, last) -> torch.Tensor:
         logits = self._forward(cache, c, span, config, keep=False)  # (B, L, V)
@@ -313,19 +332,21 @@ class BD3LMSampler(_Sampler):
         """
         s, e = span
         x, valid, pos = self._batch(c, config)
+        if not keep and config.kv_cache == "card":
+            cache = copy.deepcopy(cache)  # the card copies the whole cache at every step
         # BD3LM §3: block b attends to blocks < b and bidirectionally within itself
         mask = block_causal_mask(valid[:, :e], config.block_size)[:, :, s:e]  # (B', 1, L, e)
         out = self.model(x[:, s:e], attention_mask=mask, position_ids=pos[:, s:e],
                          past_key_values=cache, use_cache=True)  # fmt: skip
-        if not keep:
+        if not keep and config.kv_cache == "reuse":
             cache.crop(-(e - s))  # a negative argument drops that many trailing tokens
         return guide(out.logits, config.cfg_scale)
 
-    def _finish(self, c: _Canvas, history, nfe: int) -> SamplerOutput:
+    def _finish(self, c: _Canvas, history, nfe: int, end: int) -> SamplerOutput:
         """Blocks never reached (every row finished early) become padding."""
         left = c.ids[:, c.start :] == self.mask_id
         if left.any():
             c.ids[:, c.start :] = c.ids[:, c.start :].masked_fill(left, self.pad_id)
             if history is not None:
                 history.append(c.ids.clone())
-        return SamplerOutput(c.ids, history, nfe, c.start)
+        return SamplerOutput(c.ids, history, nfe, c.start, end)

@@ -56,7 +56,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048) -> PreTrainedT
     """Byte-level BPE trained on ``texts`` (deterministic given the texts).
 
     eos = pad = ``<|endoftext|>``; ``<|im_start|>``/``<|im_end|>`` are special; the ChatML
-    :data:`CHAT_TEMPLATE` is set. Encoding adds no special tokens by itself.
+    :data:`!CHAT_TEMPLATE` is set. Encoding adds no special tokens by itself.
 
     Args:
         texts: training strings (any iterable, consumed once).
@@ -157,7 +157,7 @@ def tiny_config(
     lie outside a tiny vocabulary). gpt2 has no GQA and ignores ``num_key_value_heads``.
 
     Args:
-        family: one of :data:`SUPPORTED_FAMILIES`.
+        family: one of :data:`!SUPPORTED_FAMILIES`.
         vocab_size: embedding rows (use :func:`padded_vocab_size` to keep spare rows).
         overrides: any further config field; wins over the values above.
     """

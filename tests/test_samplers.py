@@ -407,3 +407,26 @@ def test_chat_cli_keeps_a_multi_turn_conversation(checkpoint, capsys, monkeypatc
         assert f"assistant> {text}" in printed
         history.append({"role": "assistant", "content": text})
     assert printed.count("assistant>") == 2
+
+
+def test_bd3lm_card_cache_mode_gives_the_same_tokens_at_the_closed_form_cost(a2d):
+    """kv_cache="card" (prefix re-encoded per block, cache copied per step) is only slower."""
+    model, tok = a2d("llama")
+    prompt, bs, new, steps = encode(tok, PROMPTS[1]), 4, 16, 8
+    kw = dict(max_new_tokens=new, block_size=bs, steps=steps, suppress_tokens=[tok.eos_token_id])
+    runs = {}
+    for mode in ("reuse", "card"):
+        fed = []  # tokens in each forward call
+        hook = model.register_forward_pre_hook(lambda m, args, fed=fed: fed.append(len(args[0][0])))
+        try:
+            runs[mode] = BD3LMSampler(model, tok).sample([prompt], kv_cache=mode, **kw), sum(fed)
+        finally:
+            hook.remove()
+    (ours, ours_tokens), (card, card_tokens) = runs["reuse"], runs["card"]
+    assert torch.equal(ours.sequences, card.sequences)
+    start, blocks, block_steps = ours.gen_start, new // bs, steps // (new // bs)
+    denoise = blocks * block_steps * bs  # every step runs one block, in both modes
+    assert ours_tokens == start + (blocks - 1) * bs + denoise  # each prefix token encoded once
+    assert card_tokens == sum(start + b * bs for b in range(blocks)) + denoise
+    with pytest.raises(ValueError, match="kv_cache='copy'"):
+        BD3LMSamplerConfig(kv_cache="copy")

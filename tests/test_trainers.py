@@ -190,6 +190,43 @@ def test_bd3lm_with_one_block_is_mdlm(a2d, tmp_path):
     assert torch.allclose(logits_m, logits_b, atol=1e-5) and torch.allclose(loss_m, loss_b)
 
 
+def test_bd3lm_runs_the_lm_head_on_the_xt_half_only(a2d, tmp_path):
+    """The x_0 half is context: no logits are computed there; x_t's equal the full forward's."""
+    model, tok = a2d
+    batch = preprocess.DiffusionCollator(tok)(list(_dataset(2)))
+    trainer = _trainer(model, tok, _args(tmp_path, BD3LMConfig, block_size=4), _FixedBD3LM)
+    head_inputs = []
+    hook = model.get_output_embeddings().register_forward_hook(
+        lambda m, args, out: head_inputs.append(args[0].shape[1])
+    )
+    try:
+        _, logits = _loss_and_logits(trainer, batch)
+    finally:
+        hook.remove()
+    assert head_inputs == [SEQ] and logits.shape[1] == SEQ
+    masked = (batch["labels"] != -100) & (torch.arange(SEQ) % 2 == 0)  # as _FixedNoise
+    xt = torch.where(masked, tok.mask_token_id, batch["input_ids"])
+    ids, pos, mask = losses.bd3lm_inputs(xt, batch["input_ids"], 4)
+    with torch.no_grad():
+        full = model(ids, position_ids=pos, attention_mask=mask).logits  # (B, 2L, V)
+    assert torch.allclose(logits, full[:, :SEQ], atol=1e-5)
+
+
+def test_bd3lm_flex_attention_block_mask_equals_the_dense_mask(a2d, tmp_path):
+    """FlexAttention's BlockMask (same predicate + key padding) gives sdpa's dense-mask output."""
+    model, tok = a2d
+    rows = [{"input_ids": r["input_ids"][:6], "labels": r["labels"][:6]} for r in _dataset(2)]
+    batch = preprocess.DiffusionCollator(tok, pad_to_multiple_of=4)(rows)  # (2, 8), 2 pads
+    trainer = _trainer(model, tok, _args(tmp_path, BD3LMConfig, block_size=4), _FixedBD3LM)
+    outs = {}
+    for impl in ("sdpa", "flex_attention"):
+        model.config._attn_implementation = impl
+        outs[impl] = _loss_and_logits(trainer, batch)
+    (loss_d, logits_d), (loss_f, logits_f) = outs["sdpa"], outs["flex_attention"]
+    assert torch.allclose(logits_d[:, :6], logits_f[:, :6], atol=1e-5)  # real tokens
+    assert torch.allclose(loss_d, loss_f, atol=1e-6)
+
+
 @pytest.mark.parametrize("impl", ["sdpa", "flex_attention"])
 def test_bd3lm_pad_tokens_are_never_attended(a2d, tmp_path, impl):
     """Rows of 6 tokens padded to 8 (block 4): the pad ids must not change any real logit."""
