@@ -176,8 +176,12 @@ class DiffusionCollator:
 
     1. ``pad_with_eos_to_multiple=m`` (BD3LM SFT recipe): each row is first extended with EOS to
        a multiple of m; these EOS are *labelled* (the model learns to stop) and attended (mask 1).
+       ``eos_fill=True`` (MDLM SFT recipe, dLLM's A2D SFT collator): every row is extended with
+       labelled, attended EOS up to the batch length, so the model learns to fill a canvas longer
+       than its answer with EOS, as the samplers ask it to.
     2. Rows are then right-padded with ``pad_token_id`` to the batch max, rounded up to
        ``pad_to_multiple_of`` (e.g. block_size): labels -100, attention_mask 0.
+
     ``pad_token_id`` / ``eos_token_id`` default to the tokenizer's.
     """
 
@@ -186,6 +190,7 @@ class DiffusionCollator:
     pad_to_multiple_of: int | None = None
     pad_with_eos_to_multiple: int | None = None
     eos_token_id: int | None = None
+    eos_fill: bool = False
 
     def __post_init__(self) -> None:
         for name in ("pad_token_id", "eos_token_id"):
@@ -193,9 +198,10 @@ class DiffusionCollator:
                 setattr(self, name, getattr(self.tokenizer, name, None))
         if self.pad_token_id is None:
             raise ValueError("DiffusionCollator needs pad_token_id (or a tokenizer that has one)")
-        if self.pad_with_eos_to_multiple is not None and self.eos_token_id is None:
+        eos_padding = self.pad_with_eos_to_multiple is not None or self.eos_fill
+        if eos_padding and self.eos_token_id is None:
             raise ValueError(
-                "pad_with_eos_to_multiple needs eos_token_id (or a tokenizer with one)"
+                "pad_with_eos_to_multiple / eos_fill need eos_token_id (or a tokenizer with one)"
             )
         for name in ("pad_to_multiple_of", "pad_with_eos_to_multiple"):
             value = getattr(self, name)
@@ -215,6 +221,11 @@ class DiffusionCollator:
         length = max(map(len, ids))
         if self.pad_to_multiple_of:
             length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        if self.eos_fill:  # labelled, attended EOS up to the batch length
+            for row, lab in zip(ids, labels, strict=True):
+                eos = [self.eos_token_id] * (length - len(row))
+                row += eos
+                lab += eos
         mask = [[1] * len(row) + [0] * (length - len(row)) for row in ids]  # (B, L)
         ids = [row + [self.pad_token_id] * (length - len(row)) for row in ids]  # (B, L)
         labels = [lab + [IGNORE_INDEX] * (length - len(lab)) for lab in labels]  # (B, L)

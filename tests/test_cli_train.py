@@ -55,6 +55,7 @@ def test_mdlm_pt_on_tiny_shakespeare_saves_a_loadable_final_model(a2d_dir, tmp_p
     assert mdlm_pt.cli(flags) == 0
     model = AutoModelForMaskedLM.from_pretrained(tmp_path / "pt" / "checkpoint-final")
     assert model.config.model_type == "a2d-qwen3"
+    assert (tmp_path / "pt" / "checkpoint-final" / "trainer_state.json").is_file()  # loss curve
 
 
 def test_bd3lm_sft_on_the_synthetic_set(a2d_dir, tmp_path):
@@ -107,3 +108,20 @@ def test_bd3lm_pt_refuses_a_block_size_that_does_not_divide_max_length(a2d_dir, 
 def test_unknown_algo_is_refused():
     with pytest.raises(ValueError, match="algo='ar'"):
         train.main("ar", "pt", [])
+
+
+@pytest.mark.parametrize(
+    "kind, block, eos_fill, eos_multiple",
+    [
+        ("sft", None, True, None),
+        ("pt", None, False, None),
+        ("sft", 4, False, 4),
+        ("pt", 4, False, None),
+    ],
+)
+def test_recipes_pad_sft_rows_with_labelled_eos(
+    fresh_tokenizer, kind, block, eos_fill, eos_multiple
+):
+    collator = train.make_collator(kind, fresh_tokenizer, block)
+    assert (collator.eos_fill, collator.pad_with_eos_to_multiple) == (eos_fill, eos_multiple)
+    assert collator.pad_to_multiple_of == block

@@ -212,11 +212,22 @@ def test_collator_eos_block_padding_is_labelled(tok):
     assert batch["attention_mask"].tolist() == [[1] * 4 + [0] * 4, [1] * 8]
 
 
+def test_collator_eos_fill_labels_and_attends_eos_up_to_the_batch_length(tok):
+    rows = [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [8, 9, 10, 11, 12]}]
+    eos = tok.eos_token_id
+    batch = DiffusionCollator(pad_token_id=99, eos_token_id=eos, eos_fill=True)(rows)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, eos, eos], [8, 9, 10, 11, 12]]
+    assert batch["labels"].tolist() == [[-100, 6, 7, eos, eos], [8, 9, 10, 11, 12]]
+    assert batch["attention_mask"].tolist() == [[1] * 5, [1] * 5]  # nothing is padding
+
+
 def test_collator_rejects_bad_settings(tok):
     with pytest.raises(ValueError, match="needs pad_token_id"):
         DiffusionCollator()
-    with pytest.raises(ValueError, match="needs eos_token_id"):
+    with pytest.raises(ValueError, match="need eos_token_id"):
         DiffusionCollator(pad_token_id=0, pad_with_eos_to_multiple=4)
+    with pytest.raises(ValueError, match="need eos_token_id"):
+        DiffusionCollator(pad_token_id=0, eos_fill=True)
     with pytest.raises(ValueError, match="pad_to_multiple_of=0 must be a positive int"):
         DiffusionCollator(tok, pad_to_multiple_of=0)
 

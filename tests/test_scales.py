@@ -1,6 +1,7 @@
 """The scale table: names, invariants between fields, and the configs/flags built from it."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -86,3 +87,49 @@ def test_tiny_ar_args_default_to_a_cache_dir_named_after_the_dims(tmp_path, monk
     args = scales.get_scale("smoke").tiny_ar_args()
     assert args.output_dir.startswith(str(tmp_path)) and "h64-l2-v500" in args.output_dir
     assert (args.hidden_size, args.num_hidden_layers, args.vocab_size) == (64, 2, 500)
+
+
+def test_training_log_reads_the_loss_records_of_the_final_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("A2DKIT_RUNS", str(tmp_path))
+    cfg = scales.get_scale("smoke")
+    with pytest.raises(FileNotFoundError, match="load_diffusion_model"):
+        scales.training_log(cfg, "bd3lm")
+    final = cfg.output_dir("bd3lm-pt", "checkpoint-final")
+    final.mkdir(parents=True)
+    records = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}, {"step": 2, "train_runtime": 3}]
+    (final / "trainer_state.json").write_text(json.dumps({"log_history": records}))
+    assert scales.training_log(cfg, "bd3lm") == records[:2]
+
+
+def test_cached_runs_are_retrained_only_when_their_flags_change(
+    tmp_path, monkeypatch, fresh_tokenizer
+):
+    """load_diffusion_model keys its cache by the CLI flags (and code): a stale run is redone."""
+    import shutil
+
+    from conftest import make_tiny_ar
+
+    from a2dkit import convert
+    from a2dkit.cli.mdlm import pt
+
+    a2d_dir = tmp_path / "a2d"
+    model, tok, _ = convert.to_diffusion(make_tiny_ar("qwen3", fresh_tokenizer), fresh_tokenizer)
+    model.save_pretrained(a2d_dir)
+    tok.save_pretrained(a2d_dir)
+
+    monkeypatch.setenv("A2DKIT_RUNS", str(tmp_path))
+    monkeypatch.setattr(scales, "load_source_model", lambda cfg: None)
+    calls = []
+
+    def fake_cli(flags):  # stands in for training: copies a converted model to checkpoint-final
+        calls.append(flags)
+        out = flags[flags.index("--output_dir") + 1]
+        shutil.copytree(a2d_dir, f"{out}/checkpoint-final")
+        return 0
+
+    monkeypatch.setattr(pt, "cli", fake_cli)
+    cfg = scales.get_scale("smoke")
+    for run in (cfg, cfg, cfg.replace(mdlm_steps=cfg.mdlm_steps + 1)):
+        scales.load_diffusion_model(run, "mdlm")
+    assert len(calls) == 2 and calls[0] != calls[1]
+    assert ["--max_steps", str(cfg.mdlm_steps + 1)] == calls[1][calls[1].index("--max_steps") :][:2]

@@ -73,6 +73,15 @@ def build_datasets(kind: str, data_args, train_args, tokenizer):
     return splits
 
 
+def make_collator(kind: str, tokenizer, block_size: int | None) -> preprocess.DiffusionCollator:
+    """The recipes' padding: BD3LM batches are whole blocks (SFT: labelled EOS up to a block
+    multiple); MDLM SFT fills every row with labelled, attended EOS up to the batch length."""
+    eos_pad = block_size if kind == "sft" else None
+    fill = kind == "sft" and block_size is None
+    pads = dict(pad_to_multiple_of=block_size, pad_with_eos_to_multiple=eos_pad, eos_fill=fill)
+    return preprocess.DiffusionCollator(tokenizer, **pads)
+
+
 def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
     """Train ``algo`` in {mdlm, bd3lm} on ``kind`` in {pt, sft} data; returns the exit code."""
     if algo not in ALGOS or kind not in STAGE_DEFAULTS:
@@ -91,10 +100,7 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
     if eval_split is None and args.eval_strategy != "no":
         print("[a2dkit] no test/validation split: evaluation is off", flush=True)
         args.eval_strategy = "no"
-    block = getattr(args, "block_size", None)  # BD3LM: every batch is whole blocks
-    eos_pad = block if kind == "sft" else None  # SFT: labelled EOS up to a block multiple
-    pads = dict(pad_to_multiple_of=block, pad_with_eos_to_multiple=eos_pad)
-    collator = preprocess.DiffusionCollator(tokenizer, **pads)
+    collator = make_collator(kind, tokenizer, getattr(args, "block_size", None))
     preemption = PreemptionCallback()
     trainer = trainer_cls(
         model=model,
