@@ -1,8 +1,8 @@
 """lm-eval models ``a2d_mdlm`` / ``a2d_bd3lm``: generation through a2dkit's samplers, likelihoods
 through the Monte-Carlo ELBO of ``a2dkit.eval`` (BD3LM included). Importing registers both.
 
-Run: python -m a2dkit.eval --model a2d_bd3lm --tasks gsm8k_cot --apply_chat_template
-     --model_args "pretrained=DIR,max_new_tokens=256,steps=256,block_size=32,cfg_scale=0.0"
+Run: ``python -m a2dkit.eval --model a2d_bd3lm --tasks gsm8k_cot --apply_chat_template
+--model_args "pretrained=DIR,max_new_tokens=256,steps=256,block_size=32,cfg_scale=0.0"``
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; LLaDA arXiv 2502.09992 (estimator).
 """
 
