@@ -179,33 +179,17 @@ class DenoisingViewer(_WidgetView):
         self.num_rows = min(p.num_rows for p in panels)
         self.slider = widgets.IntSlider(value=0, min=0, max=self.num_steps - 1, description="step")
         self.play = widgets.Play(value=0, min=0, max=self.num_steps - 1, interval=400)
-        # one pre-rendered frame per step, jslinked: the saved widget also plays without a kernel
-        self.frames = widgets.Stack()
-        self.links = [widgets.link((self.play, "value"), (self.slider, "value"))]
-        self.links += [widgets.jslink((self.play, "value"), (self.slider, "value"))]
-        self.links += [widgets.jslink((self.slider, "value"), (self.frames, "selected_index"))]
+        self.link = widgets.link((self.play, "value"), (self.slider, "value"))
         self.row_selector = widgets.Dropdown(options=range(self.num_rows), description="row")
         self.row_selector.layout.display = "none" if self.num_rows == 1 else None
-        self._render_frames()
-        self.slider.observe(self._refresh, names="value")
-        self.row_selector.observe(self._render_frames, names="value")
+        self.html = widgets.HTML(self.render(0, 0))
+        for control in (self.slider, self.row_selector):
+            control.observe(self._refresh, names="value")
         controls = widgets.HBox([self.play, self.slider, self.row_selector])
-        self.widget = widgets.VBox([controls, self.frames])
-
-    @property
-    def html(self):
-        """The ``ipywidgets.HTML`` frame shown now (the slider's step, the selected row)."""
-        return self.frames.children[self.frames.selected_index]
-
-    def _render_frames(self, change=None) -> None:
-        import ipywidgets as widgets
-
-        row = self.row_selector.value
-        self.frames.children = [widgets.HTML(self.render(s, row)) for s in range(self.num_steps)]
-        self._refresh()
+        self.widget = widgets.VBox([controls, self.html])
 
     def _refresh(self, change=None) -> None:
-        self.frames.selected_index = self.slider.value
+        self.html.value = self.render(self.slider.value, self.row_selector.value)
 
     def render(self, step: int, row: int = 0) -> str:
         """Pure: HTML of every panel at ``step`` (each clamped to its last step) for ``row``."""

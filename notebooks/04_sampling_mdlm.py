@@ -137,6 +137,18 @@ viz.DenoisingViewer(out, tokenizer, prompt_len=prompt_len, title="low_confidence
 viz.plot_trajectory(out.history, tokenizer, row=0)
 
 # %% [markdown]
+# The same trajectory as an animated GIF (`viz.animate` draws one frame per step; it plays
+# anywhere, the book included, with no kernel and no JavaScript).
+
+# %%
+from IPython.display import Image
+
+gif = cfg.output_dir("figures", "mdlm_denoising.gif")
+gif.parent.mkdir(parents=True, exist_ok=True)
+viz.animate(out.history, tokenizer, row=0, path=gif, fps=4)
+Image(filename=str(gif))
+
+# %% [markdown]
 # ## How good is a sample? Ask the AR model
 #
 # A cheap, checkable yardstick (MDLM's "generative perplexity"): the source AR model's

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,8 @@ READY_JS = f"""(() => {{
          imgs.every(i => i.complete);
 }})()"""
 PAGE_JS = f"""JSON.stringify({{
-  images: [...document.images].map(i => ({{src: i.src.slice(0, 80), width: i.naturalWidth}})),
+  images: [...document.images].map(i => ({{
+    src: i.src.startsWith('data:') ? i.src.slice(0, 80) : i.src, width: i.naturalWidth}})),
   views: document.querySelectorAll({VIEWS}).length,
   drawn: document.querySelectorAll('.widget-subarea .jupyter-widgets').length,
   viewer: document.querySelectorAll('.widget-subarea .a2d-viewer').length,
@@ -57,8 +59,6 @@ SCROLL_TO_WIDGET_JS = """(() => {
   const r = el.getBoundingClientRect();
   return {top: r.top, left: r.left, width: r.width, height: r.height};
 })()"""
-
-
 def _load_build_module():
     name = "a2dkit_book_build"  # book/build.py is a script, not a package
     if name not in sys.modules:
@@ -247,3 +247,19 @@ def _decode_png(png: bytes):
     import matplotlib.image
 
     return (matplotlib.image.imread(io.BytesIO(png)) * 255).astype("uint8")
+
+
+def test_the_denoising_animation_plays_without_a_kernel(pages):
+    """Without a kernel the widgets stay at step 0, so the book also carries the trajectory as an
+    animated GIF (``viz.animate``): it must be on a page and load with more than one frame."""
+    gifs = [
+        (chapter, image)
+        for chapter in CHAPTERS
+        for image in pages(chapter)["images"]
+        if image["src"].startswith("file:") and image["src"].split("?")[0].endswith(".gif")
+    ]
+    assert gifs, "no chapter shows the denoising animation (a2dkit.viz.animate)"
+    assert all(image["width"] > 0 for _, image in gifs)
+    path = Path(urllib.parse.unquote(urllib.parse.urlparse(gifs[0][1]["src"]).path))
+    frames = path.read_bytes().count(b"\x21\xf9\x04")  # one Graphic Control Extension per frame
+    assert frames > 1, f"{path} has {frames} frame(s)"

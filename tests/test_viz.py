@@ -149,7 +149,7 @@ def test_sliders_drive_the_html_and_play_is_linked(history, tokenizer):
     assert viewer.html.value == viewer.render(4, 1)
     assert remaining(viewer.html.value) == [1]  # row 1 keeps its never-committed position
     assert viewer.play.max == viewer.slider.max == STEPS - 1
-    assert viewer.widget.children[1] is viewer.frames and viewer.html in viewer.frames.children
+    assert viewer.widget.children[1] is viewer.html
     assert "application/vnd.jupyter.widget-view+json" in viewer._repr_mimebundle_()
 
 
