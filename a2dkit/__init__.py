@@ -12,19 +12,18 @@ import importlib
 
 __version__ = "0.1.0"
 
-from a2dkit import attention, convert, losses, masking, modeling, schedules  # noqa: E402
-from a2dkit.convert import (  # noqa: E402
-    SUPPORTED_MODEL_TYPES,
-    UnsupportedModelError,
-    detect,
-    identity_gate,
-    to_diffusion,
-)
+# convert (like testing and tiny) is imported lazily, so `python -m a2dkit.convert` runs it fresh
+from a2dkit import attention, losses, masking, modeling, schedules  # noqa: E402
 
 modeling.register_all()
 
 # public name -> module that defines it (imported lazily by __getattr__)
 _LAZY = {
+    "SUPPORTED_MODEL_TYPES": "convert",
+    "UnsupportedModelError": "convert",
+    "detect": "convert",
+    "identity_gate": "convert",
+    "to_diffusion": "convert",
     "ModelArguments": "config",
     "DataArguments": "config",
     "MDLMConfig": "config",
@@ -45,6 +44,7 @@ _LAZY = {
 }
 _MODULES = (
     "config",
+    "convert",
     "corpus",
     "curves",
     "data",
@@ -76,10 +76,5 @@ __all__ = [
     "masking",
     "modeling",
     "schedules",
-    "SUPPORTED_MODEL_TYPES",
-    "UnsupportedModelError",
-    "detect",
-    "identity_gate",
-    "to_diffusion",
     *_LAZY,
 ]

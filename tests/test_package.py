@@ -11,7 +11,19 @@ AVAILABLE = [n for n, m in a2dkit._LAZY.items() if importlib.util.find_spec(f"a2
 
 @pytest.mark.parametrize("name", AVAILABLE)
 def test_lazy_public_names_resolve(name):
-    assert getattr(a2dkit, name).__name__ == name
+    module = importlib.import_module(f"a2dkit.{a2dkit._LAZY[name]}")
+    assert getattr(a2dkit, name) is getattr(module, name)
+    assert getattr(getattr(a2dkit, name), "__name__", name) == name  # constants have no __name__
+
+
+def test_running_a_module_as_a_script_does_not_reimport_it():
+    """`python -m a2dkit.convert` must not find a2dkit.convert already imported by the package."""
+    import subprocess
+    import sys
+
+    code = "import sys, a2dkit; print(any(m in sys.modules for m in ('a2dkit.convert',)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_unknown_attribute_is_an_attribute_error():
