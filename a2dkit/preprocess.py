@@ -208,24 +208,25 @@ class DiffusionCollator:
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ValueError(f"{name}={value!r} must be a positive int or None")
 
+    def _extend_with_eos(self, ids: list[list[int]], labels: list[list[int]], target) -> None:
+        """Append labelled EOS to every row (in place) until it is ``target(len(row))`` long."""
+        for row, lab in zip(ids, labels, strict=True):
+            eos = [self.eos_token_id] * (target(len(row)) - len(row))
+            row += eos
+            lab += eos
+
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         ids = [list(f["input_ids"]) for f in features]
         labels = [list(f.get("labels", f["input_ids"])) for f in features]
         if any(len(row) != len(lab) for row, lab in zip(ids, labels, strict=True)):
             raise ValueError("every row needs len(labels) == len(input_ids)")
-        if self.pad_with_eos_to_multiple:  # labelled EOS up to a block multiple
-            for row, lab in zip(ids, labels, strict=True):
-                eos = [self.eos_token_id] * (-len(row) % self.pad_with_eos_to_multiple)
-                row += eos
-                lab += eos
+        if multiple := self.pad_with_eos_to_multiple:  # labelled EOS up to a block multiple
+            self._extend_with_eos(ids, labels, lambda n: n + -n % multiple)
         length = max(map(len, ids))
         if self.pad_to_multiple_of:
             length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
         if self.eos_fill:  # labelled, attended EOS up to the batch length
-            for row, lab in zip(ids, labels, strict=True):
-                eos = [self.eos_token_id] * (length - len(row))
-                row += eos
-                lab += eos
+            self._extend_with_eos(ids, labels, lambda n: length)
         mask = [[1] * len(row) + [0] * (length - len(row)) for row in ids]  # (B, L)
         ids = [row + [self.pad_token_id] * (length - len(row)) for row in ids]  # (B, L)
         labels = [lab + [IGNORE_INDEX] * (length - len(lab)) for lab in labels]  # (B, L)

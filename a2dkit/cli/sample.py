@@ -7,6 +7,8 @@ References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; Fast-dLLM arXiv 2505.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -92,6 +94,14 @@ def completion(tokenizer, out, row: int) -> str:
 
 def split_prompts(prompts: list[str]) -> list[str]:
     return [p.strip() for raw in prompts for p in raw.split("||") if p.strip()] or [DEFAULT_PROMPT]
+
+
+def with_algo(algo: str, main: Callable[[list[str]], int], argv: list[str] | None) -> int:
+    """Run ``main`` (sample's or chat's) with ``--algo`` fixed (``a2dkit.cli.<algo>.*``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--algo" in argv:
+        raise ValueError(f"--algo is fixed to {algo} by a2dkit.cli.{algo}; got {argv}")
+    return main(["--algo", algo, *argv])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,17 +8,12 @@ References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573.
 
 from __future__ import annotations
 
-import sys
-
 from a2dkit.cli import sample
 
 
 def cli(argv: list[str] | None = None) -> int:
     """``a2dkit.cli.sample`` with ``--algo mdlm``; every other flag is forwarded."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if "--algo" in argv:
-        raise ValueError(f"--algo is fixed to mdlm by a2dkit.cli.mdlm.sample; got {argv}")
-    return sample.main(["--algo", "mdlm", *argv])
+    return sample.with_algo("mdlm", sample.main, argv)
 
 
 if __name__ == "__main__":
