@@ -47,7 +47,8 @@ class ModelArguments:
         default="sdpa", metadata={"help": f"one of {MASKABLE_ATTENTION} (flash is causal-only)"}
     )
     dtype: str = field(default="float32", metadata={"help": f"weights dtype, one of {DTYPES}"})
-    trust_remote_code: bool = False
+    trust_remote_code: bool = field(default=False, metadata={"help": "run the model's own code"})
+    allow_pickle_weights: bool = field(default=False, metadata={"help": "load .bin weights"})
 
     def __post_init__(self) -> None:
         _check_choice("dtype", self.dtype, DTYPES)

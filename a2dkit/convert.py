@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from a2dkit import modeling
+from a2dkit import loading, modeling
 
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(modeling.FAMILIES)
 MASK_TOKEN = "<|mask|>"
@@ -64,19 +64,9 @@ class Verdict:
 
 
 def load_config(model_name_or_path: str | os.PathLike, trust_remote_code: bool = False):
-    """``AutoConfig.from_pretrained`` with a clear error for unknown paths and an offline Hub."""
-    name = str(model_name_or_path)
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    if not Path(name).is_dir() and (offline or name.startswith((".", "/", "~"))):
-        where = "the Hub is offline (HF_HUB_OFFLINE=1)" if offline else "no such directory"
-        raise ValueError(
-            f"model_name_or_path={name!r} is not a local checkpoint directory and {where}; "
-            "pass a directory holding config.json or a Hub id with network access"
-        )
-    try:
-        return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as err:
-        raise ValueError(f"model_name_or_path={name!r} could not be loaded: {err}") from err
+    """``AutoConfig.from_pretrained`` with a clear error for unknown paths (a cached Hub id
+    loads offline); custom code runs only with ``trust_remote_code``, never after a prompt."""
+    return loading.load_config(model_name_or_path, trust_remote_code)[1]
 
 
 def _refusal_reasons(config: PretrainedConfig) -> list[str]:
@@ -245,7 +235,12 @@ def _sha256_files(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
+def _check_output_dir(output_dir: Path, overwrite: bool, source: str) -> None:
+    if Path(source).is_dir() and output_dir.resolve() == Path(source).resolve():
+        raise ValueError(
+            f"output_dir={str(output_dir)!r} is the source model's directory; converting there "
+            "would overwrite the source config and weights: choose another output_dir"
+        )
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
         raise ValueError(
             f"output_dir={str(output_dir)!r} exists and is not empty; "
@@ -286,17 +281,18 @@ def convert(
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    out = Path(output_dir)
-    _check_output_dir(out, overwrite)
+    out, name = Path(output_dir), str(model_name_or_path)
+    path = loading.resolve_model_path(name)  # a cached Hub id -> its local snapshot
+    _check_output_dir(out, overwrite, path)
     modeling.check_attention_implementation(attn_implementation)
-    name = str(model_name_or_path)
-    verdict = detect(name, trust_remote_code)
+    loading.check_remote_code(path, trust_remote_code)
+    verdict = detect(path, trust_remote_code)
     verdict.raise_if_unsupported()
-    tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     check_tokenizer(tokenizer)
-    weights = _source_weights(name, allow_pickle_weights)
+    weights = _source_weights(path, allow_pickle_weights)
     source = AutoModelForCausalLM.from_pretrained(
-        name,
+        path,
         trust_remote_code=trust_remote_code,
         attn_implementation=attn_implementation,
         use_safetensors=not allow_pickle_weights or None,
@@ -357,4 +353,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from a2dkit.cli.errors import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -70,6 +70,8 @@ class A2DEvalConfig:
     max_batch_size: int | None = None  # accepted from lm-eval's CLI, unused
     max_length: int | None = None  # default: model.config.max_position_embeddings
     dtype: str = "auto"
+    trust_remote_code: bool = False  # run the model's own code / unpickle only when asked for
+    allow_pickle_weights: bool = False
     device: str | None = None  # default: the accelerate device, else cuda if available
 
     @classmethod
@@ -169,19 +171,18 @@ class _A2DHarness(LM):
             self._device = torch.device(device)
 
     def _load(self):
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
+        from a2dkit import loading  # never runs model code or unpickles without the flags
 
-        import a2dkit  # noqa: F401  (registers the a2d-* model types with the Auto classes)
-
-        c = self.config
+        c, safe = self.config, dict(trust_remote_code=self.config.trust_remote_code)
         model, tok = c.pretrained, c.tokenizer
         if isinstance(model, (str, Path)):
             dtype = c.dtype if c.dtype == "auto" else getattr(torch, c.dtype)
-            model = AutoModelForMaskedLM.from_pretrained(str(model), dtype=dtype)
-            tok = tok or str(c.pretrained)
+            opts = dict(allow_pickle_weights=c.allow_pickle_weights, require_a2d=True)
+            model, saved = loading.load_model(str(model), dtype=dtype, **opts, **safe)
+            tok = tok or saved
         if tok is None:
             raise ValueError("pretrained is a model object: pass tokenizer=<tokenizer or path> too")
-        tok = AutoTokenizer.from_pretrained(str(tok)) if isinstance(tok, (str, Path)) else tok
+        tok = loading.load_tokenizer(str(tok), **safe) if isinstance(tok, (str, Path)) else tok
         return model.to(self._device).eval(), tok
 
     @property

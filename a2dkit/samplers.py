@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 from transformers import DynamicCache
 
+from a2dkit import validate
 from a2dkit.attention import block_causal_mask, padding_position_ids
 from a2dkit.denoise import REMASKING, denoise_step, guide, num_transfer_tokens
 from a2dkit.losses import shift_logits_right
@@ -82,8 +83,7 @@ class SamplerConfig:
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be a positive integer")
         for name in ("temperature", "cfg_scale"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+            validate.check_nonnegative_finite(name, getattr(self, name))  # nan/inf too
         if self.remasking not in REMASKING:
             raise ValueError(
                 f"remasking={self.remasking!r} is not valid; choose one of {REMASKING}"
@@ -198,9 +198,8 @@ class _Sampler:
         return self._generate(prompts, config)
 
     def _check_prompts(self, inputs, config: SamplerConfig) -> list[list[int]]:
-        if not isinstance(inputs, (list, tuple)) or not inputs:
-            raise TypeError(f"inputs must be a non-empty list of token-id lists, got {inputs!r}")
-        prompts = [torch.as_tensor(p).long().tolist() for p in inputs]
+        vocab = self.model.get_input_embeddings().weight.shape[0]
+        prompts = validate.prompt_ids(inputs, vocab)  # ids in [0, vocab), a list of lists
         cfg = self.model.config
         context = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 0)
         longest = max(len(p) for p in prompts)

@@ -150,18 +150,21 @@ def run_contract(model, source=None, bd3lm: bool = True) -> list[ContractResult]
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from transformers import AutoModelForMaskedLM
-
-    import a2dkit  # noqa: F401  (registers the a2d-* model types)
+    from a2dkit import loading
 
     parser = argparse.ArgumentParser(description="Run the A2D attention contract on a model.")
     parser.add_argument("--model_name_or_path", required=True)
     parser.add_argument("--attn_implementation", default="sdpa", choices=["sdpa", "eager"])
     parser.add_argument("--bd3lm", default="True", choices=["True", "False"])
+    for flag in ("--trust_remote_code", "--allow_pickle_weights"):  # off unless asked for
+        parser.add_argument(flag, default="False", choices=["True", "False"])
     args = parser.parse_args(argv)
-    model = AutoModelForMaskedLM.from_pretrained(
-        args.model_name_or_path, attn_implementation=args.attn_implementation, dtype=torch.float32
-    )
+    model, _ = loading.load_model(
+        args.model_name_or_path, require_a2d=True, dtype=torch.float32,
+        attn_implementation=args.attn_implementation,
+        trust_remote_code=args.trust_remote_code == "True",
+        allow_pickle_weights=args.allow_pickle_weights == "True",
+    )  # fmt: skip
     results = run_contract(model, bd3lm=args.bd3lm == "True")
     for r in results:
         status = "PASS" if r.passed else "FAIL"
@@ -170,4 +173,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from a2dkit.cli.errors import run_cli
+
+    raise SystemExit(run_cli(main))

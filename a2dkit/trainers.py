@@ -210,13 +210,18 @@ def _flex_staircase(xt: torch.Tensor, block_size: int, keys: torch.Tensor | None
 
 
 def _mask_token_id(model: torch.nn.Module, tokenizer: Any) -> int:
+    """The tokenizer's mask token, as the samplers use (the config's must agree if it is set)."""
     mask_id = getattr(tokenizer, "mask_token_id", None)
     if mask_id is None:
-        mask_id = getattr(model.config, "mask_token_id", None)
-    if mask_id is None:
         raise ValueError(
-            "the model has no mask token (tokenizer.mask_token_id is None): convert it first "
-            "with `python -m a2dkit.convert` or a2dkit.convert.to_diffusion"
+            "the tokenizer (processing_class) has no mask token, and the samplers need it: "
+            "convert the model first with `python -m a2dkit.convert` or a2dkit.to_diffusion"
+        )
+    config_id = getattr(model.config, "mask_token_id", None)
+    if config_id is not None and config_id != mask_id:
+        raise ValueError(
+            f"tokenizer.mask_token_id={mask_id} differs from model.config.mask_token_id="
+            f"{config_id}; a checkpoint trained so would not sample. Set one to the other"
         )
     return int(mask_id)
 

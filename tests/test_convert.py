@@ -130,7 +130,7 @@ def test_cli_converts_and_detect_only_reports(source_dir, tmp_path, capsys):
 
 
 def test_unknown_path_offline_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match=r"model_name_or_path='no-such/model'.*offline"):
+    with pytest.raises(ValueError, match=r"model path 'no-such/model' not found.*offline"):
         convert.convert("no-such/model", tmp_path / "out")
 
 

@@ -86,4 +86,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from a2dkit.cli.errors import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -40,6 +40,8 @@ class SampleArguments:
     seed: int = 42
     dtype: str = "float32"
     attn_implementation: str = "sdpa"
+    trust_remote_code: bool = field(default=False, metadata={"help": "run the model's own code"})
+    allow_pickle_weights: bool = field(default=False, metadata={"help": "load .bin weights"})
 
     def __post_init__(self):
         if self.algo not in ALGOS:
@@ -47,24 +49,20 @@ class SampleArguments:
 
 
 def load(args: SampleArguments):
-    """(model, tokenizer, sampler); an AR checkpoint is converted in memory (with a note)."""
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+    """(model, tokenizer, sampler), the flags checked first; an AR checkpoint is converted in
+    memory (with a note). No model code runs and no pickle loads without their flags."""
+    from a2dkit import loading, samplers
 
-    from a2dkit import convert, samplers
-
-    name, kw = args.model_name_or_path, dict(attn_implementation=args.attn_implementation)
-    kw["dtype"] = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
-    tokenizer = AutoTokenizer.from_pretrained(name)
-    if convert.load_config(name).model_type.startswith("a2d-"):
-        model = AutoModelForMaskedLM.from_pretrained(name, **kw)
-    else:
-        print(f"[a2dkit] {name!r} is an AR model: converting it in memory (untrained diffusion)")
-        model, tokenizer, _ = convert.to_diffusion(
-            AutoModelForCausalLM.from_pretrained(name, **kw), tokenizer
-        )
+    sampler_cls = samplers.MDLMSampler if args.algo == "mdlm" else samplers.BD3LMSampler
+    sampler_cls.config_class(**sampler_options(args))  # bad sampling flags: before any loading
+    dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
+    model, tokenizer = loading.load_model(
+        args.model_name_or_path, trust_remote_code=args.trust_remote_code,
+        allow_pickle_weights=args.allow_pickle_weights, dtype=dtype,
+        attn_implementation=args.attn_implementation,
+    )  # fmt: skip
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device).eval()
-    sampler_cls = samplers.MDLMSampler if args.algo == "mdlm" else samplers.BD3LMSampler
     return model, tokenizer, sampler_cls(model, tokenizer)
 
 
@@ -93,7 +91,11 @@ def completion(tokenizer, out, row: int) -> str:
 
 
 def split_prompts(prompts: list[str]) -> list[str]:
-    return [p.strip() for raw in prompts for p in raw.split("||") if p.strip()] or [DEFAULT_PROMPT]
+    """``--prompts`` split on '||'; no flag -> the default prompt, only empty ones -> an error."""
+    split = [p.strip() for raw in prompts for p in raw.split("||") if p.strip()]
+    if prompts and not split:
+        raise ValueError(f"--prompts {prompts!r} holds no text; pass a prompt or omit --prompts")
+    return split or [DEFAULT_PROMPT]
 
 
 def with_algo(algo: str, main: Callable[[list[str]], int], argv: list[str] | None) -> int:
@@ -109,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     (args,) = HfArgumentParser(SampleArguments).parse_args_into_dataclasses(argv)
     set_seed(args.seed)
-    _, tokenizer, sampler = load(args)
     prompts = split_prompts(args.prompts)
+    _, tokenizer, sampler = load(args)
     chats = [[{"role": "user", "content": p}] for p in prompts]
     inputs = [encode(tokenizer, c if args.chat_template else p, args.chat_template)
               for c, p in zip(chats, prompts, strict=True)]  # fmt: skip
@@ -123,4 +125,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from a2dkit.cli.errors import run_cli
+
+    raise SystemExit(run_cli(main))

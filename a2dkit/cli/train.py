@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 import transformers
 
-from a2dkit import config, convert, data, preprocess
+from a2dkit import config, data, loading, preprocess
+from a2dkit.cli.errors import run_cli
 from a2dkit.trainers import BD3LMTrainer, MDLMTrainer, PreemptionCallback
 
 ALGOS = {"mdlm": (config.MDLMConfig, MDLMTrainer), "bd3lm": (config.BD3LMConfig, BD3LMTrainer)}
@@ -28,23 +29,22 @@ PREEMPTED_EXIT_CODE = 3  # checkpoint saved after SIGUSR1/SIGTERM: requeue and r
 
 def load_model(args: config.ModelArguments):
     """(model, tokenizer): a converted A2D checkpoint, or an AR one converted in memory."""
-    path, remote = args.model_name_or_path, args.trust_remote_code
     dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
-    kw = dict(attn_implementation=args.attn_implementation, dtype=dtype, trust_remote_code=remote)
-    model_type = convert.load_config(path, remote).model_type
-    tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
-    if not model_type.startswith("a2d-"):
-        print(f"[a2dkit] {model_type!r} is an AR model: converting it in memory", flush=True)
-        source = transformers.AutoModelForCausalLM.from_pretrained(path, **kw)
-        return convert.to_diffusion(source, tokenizer)[:2]
-    model = transformers.AutoModelForMaskedLM.from_pretrained(path, **kw)
-    if tokenizer.mask_token_id is None and getattr(model.config, "mask_token_id", None) is None:
-        raise ValueError(f"{path!r} has no mask token; convert it with `python -m a2dkit.convert`")
+    model, tokenizer = loading.load_model(
+        args.model_name_or_path, trust_remote_code=args.trust_remote_code,
+        allow_pickle_weights=args.allow_pickle_weights, dtype=dtype,
+        attn_implementation=args.attn_implementation,
+    )  # fmt: skip
+    if tokenizer.mask_token_id is None:  # the samplers need the tokenizer's mask token
+        raise ValueError(
+            f"{args.model_name_or_path!r}: its tokenizer has no mask token; {loading.CONVERT_HINT}"
+        )
     return model, tokenizer
 
 
-def build_datasets(kind: str, data_args, train_args, tokenizer):
-    """Tokenised splits: packed text for ``pt``, chat-templated with prompt masking for ``sft``."""
+def check_data_args(kind: str, data_args, train_args) -> None:
+    """Flag checks that need no model: ``--dataset_args`` syntax, block size, streaming."""
+    data.parse_dataset_args(data_args.dataset_args)  # malformed spec: a ValueError quoting it
     block, length = getattr(train_args, "block_size", None), data_args.max_length
     if kind == "pt" and block and length % block:
         raise ValueError(
@@ -53,6 +53,12 @@ def build_datasets(kind: str, data_args, train_args, tokenizer):
         )
     if data_args.streaming and train_args.max_steps <= 0:
         raise ValueError("--streaming True needs --max_steps > 0 (a stream has no length)")
+
+
+def build_datasets(kind: str, data_args, train_args, tokenizer):
+    """Tokenised splits: packed text for ``pt``, chat-templated with prompt masking for ``sft``."""
+    check_data_args(kind, data_args, train_args)
+    length = data_args.max_length
     spec, stream, nproc = data_args.dataset_args, data_args.streaming, data_args.num_proc
     raw = data.load_dataset_args(spec, seed=train_args.seed, streaming=stream)
     if kind == "pt":
@@ -93,6 +99,7 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
     )
     parser.set_defaults(**CLI_DEFAULTS, **STAGE_DEFAULTS[kind])
     model_args, data_args, args = parser.parse_args_into_dataclasses(argv)
+    check_data_args(kind, data_args, args)  # before the model loads
     model, tokenizer = load_model(model_args)
     with args.main_process_first(desc="tokenizing the dataset"):
         splits = build_datasets(kind, data_args, args, tokenizer)
@@ -126,4 +133,4 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
 
 def run(algo: str, kind: str) -> None:
     """``python -m`` entry: exit with ``main``'s code."""
-    sys.exit(main(algo, kind))
+    sys.exit(run_cli(lambda argv: main(algo, kind, argv)))

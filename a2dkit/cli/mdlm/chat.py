@@ -17,4 +17,6 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(cli())
+    from a2dkit.cli.errors import run_cli
+
+    raise SystemExit(run_cli(cli))
