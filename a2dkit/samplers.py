@@ -198,9 +198,8 @@ class _Sampler:
         return self._generate(prompts, config)
 
     def _check_prompts(self, inputs, config: SamplerConfig) -> list[list[int]]:
-        vocab = self.model.get_input_embeddings().weight.shape[0]
-        prompts = validate.prompt_ids(inputs, vocab)  # ids in [0, vocab), a list of lists
         cfg = self.model.config
+        prompts = validate.prompt_ids(inputs, cfg.vocab_size)  # ids in [0, V), a list of lists
         context = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", 0)
         longest = max(len(p) for p in prompts)
         if context and longest + config.max_new_tokens > context:

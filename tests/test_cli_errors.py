@@ -223,7 +223,7 @@ def test_the_sampler_api_names_bad_prompts(dirs, sampler_cls, inputs, error, mes
 
 
 def test_valid_prompts_still_sample(dirs):
-    vocab = dirs["model"].get_input_embeddings().weight.shape[0]
+    vocab = dirs["model"].config.vocab_size
     out = MDLMSampler(dirs["model"], dirs["tok"]).sample(
         [[0, vocab - 1], torch.tensor([3])], max_new_tokens=4, steps=4
     )  # positive control: the edge ids 0 and vocab - 1 and a 1-D tensor are accepted
