@@ -194,10 +194,23 @@ def load_model(
     kwargs |= dict(trust_remote_code=trust_remote_code)
     kwargs["use_safetensors"] = None if allow_pickle_weights else True  # Hub ids: no .bin
     if is_a2d:
-        return AutoModelForMaskedLM.from_pretrained(path, **kwargs), tokenizer
+        return _from_pretrained(AutoModelForMaskedLM, path, kwargs), tokenizer
     from a2dkit import convert
 
     print(f"[a2dkit] {config.model_type!r} is an AR model: converting it in memory", flush=True)
-    source = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    source = _from_pretrained(AutoModelForCausalLM, path, kwargs)
     model, tokenizer, _ = convert.to_diffusion(source, tokenizer)
     return model, tokenizer
+
+
+def _from_pretrained(auto_cls, path: str, kwargs: dict):
+    """``auto_cls.from_pretrained``; unreadable or truncated weights name the checkpoint."""
+    from safetensors import SafetensorError
+
+    try:
+        return auto_cls.from_pretrained(path, **kwargs)
+    except (OSError, SafetensorError, json.JSONDecodeError) as err:
+        raise ValueError(
+            f"model {path!r}: its weights could not be read ({type(err).__name__}: {err}); "
+            "the checkpoint is incomplete or corrupt, re-save or re-convert it"
+        ) from err

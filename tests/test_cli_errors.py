@@ -142,6 +142,14 @@ def test_a_corrupt_config_names_its_path(tmp_path):
         sample.main(["--model_name_or_path", str(tmp_path)])
 
 
+def test_truncated_weights_name_the_checkpoint(dirs, tmp_path):
+    for f in Path(dirs["a2d"]).iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "model.safetensors").write_bytes(b"")  # cut off mid-save, or a full disk
+    with pytest.raises(ValueError, match=rf"model '{tmp_path}': its weights could not be read"):
+        testing.main(["--model_name_or_path", str(tmp_path)])
+
+
 def _fake_hub_cache(root: Path, repo_id: str, files_from: str) -> None:
     """The HF cache layout (refs/main -> snapshots/<commit>/) holding a local checkpoint."""
     repo = root / f"models--{repo_id.replace('/', '--')}"
