@@ -7,6 +7,7 @@ References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -22,8 +23,17 @@ def check_nonnegative_finite(name: str, value: float) -> None:
         raise ValueError(f"{name}={value} must be a finite number >= 0 (e.g. 0.0 for greedy)")
 
 
+def _is_id(token: object) -> bool:
+    """An integer token id: int / numpy integer, or a 0-d integer tensor (not a bool)."""
+    if isinstance(token, torch.Tensor):
+        return token.dim() == 0 and not token.is_floating_point() and token.dtype != torch.bool
+    return isinstance(token, numbers.Integral) and not isinstance(token, bool)
+
+
 def _one_prompt(i: int, prompt: object) -> list[int]:
-    """Prompt ``i`` as a list of ints: a list/tuple of ints or a 1-D integer tensor."""
+    """Prompt ``i`` as a list of ints: a sequence of ids or a 1-D integer tensor / array."""
+    if hasattr(prompt, "__array__") and not isinstance(prompt, torch.Tensor):
+        prompt = torch.as_tensor(prompt)  # a numpy array
     if isinstance(prompt, str):
         raise TypeError(
             f"inputs[{i}] is a str ({prompt[:40]!r}); the sampler takes token ids: "
@@ -36,11 +46,9 @@ def _one_prompt(i: int, prompt: object) -> list[int]:
                 f"dtype {prompt.dtype}"
             )
         return prompt.long().tolist()
-    if not isinstance(prompt, Sequence) or not all(
-        isinstance(t, int) and not isinstance(t, bool) for t in prompt
-    ):
+    if not isinstance(prompt, Sequence) or not all(_is_id(t) for t in prompt):
         raise TypeError(f"inputs[{i}] must be a list of int token ids, got {prompt!r:.80}")
-    return list(prompt)
+    return [int(t) for t in prompt]
 
 
 def prompt_ids(inputs: object, vocab_size: int) -> list[list[int]]:
@@ -57,7 +65,7 @@ def prompt_ids(inputs: object, vocab_size: int) -> list[list[int]]:
         )
     if not isinstance(inputs, (list, tuple)) or not inputs:
         raise TypeError(f"inputs must be a non-empty list of token-id lists, got {inputs!r:.80}")
-    if all(isinstance(t, int) and not isinstance(t, bool) for t in inputs):
+    if all(_is_id(t) for t in inputs):
         raise TypeError(
             f"inputs is a flat list of ids {list(inputs)!r:.60}; pass a list of prompts, e.g. "
             f"[{list(inputs)!r:.40}] for one prompt"

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_ar
@@ -232,10 +233,10 @@ def test_the_sampler_api_names_bad_prompts(dirs, sampler_cls, inputs, error, mes
 
 def test_valid_prompts_still_sample(dirs):
     vocab = dirs["model"].config.vocab_size
-    out = MDLMSampler(dirs["model"], dirs["tok"]).sample(
-        [[0, vocab - 1], torch.tensor([3])], max_new_tokens=4, steps=4
-    )  # positive control: the edge ids 0 and vocab - 1 and a 1-D tensor are accepted
-    assert out.sequences.shape == (2, 6)
+    prompts = [[0, vocab - 1], torch.tensor([3, 4]), np.array([5, 6]), list(torch.tensor([7, 8]))]
+    out = MDLMSampler(dirs["model"], dirs["tok"]).sample(prompts, max_new_tokens=4, steps=4)
+    # positive control: the edge ids 0 and V - 1, tensors, arrays and 0-d tensors are accepted
+    assert out.sequences[:, :2].tolist() == [[0, vocab - 1], [3, 4], [5, 6], [7, 8]]
 
 
 # --- training: data flags before the model; one mask token for trainer and samplers --------------
