@@ -259,6 +259,53 @@ def test_num_transfer_tokens_even_split_and_schedule():
     assert drawn.sum(1).tolist() == [50, 7] and (drawn >= 0).all()
 
 
+def dllm_linear_counts(count: int, steps: int) -> list[int]:
+    """Oracle of dLLM's deterministic ``get_num_transfer_tokens`` with its linear alpha scheduler:
+    step j reveals round(left * (1 - s/t)), t = (steps-j)/steps, s = t - 1/steps; alpha(x) = 1 - x
+    and s/t in float32, round half to even (torch.round) in float64."""
+    out = []
+    for j in range(steps):
+        t, s = (torch.tensor(x, dtype=torch.float32) for x in ((steps - j) / steps,
+                                                               (steps - j - 1) / steps))
+        keep = float((1 - (1 - s)) / (1 - (1 - t)))  # fmt: skip
+        n = min(int(torch.round(torch.tensor(count, dtype=torch.float64) * (1 - keep))), count)
+        out.append(n)
+        count -= n
+    return out
+
+
+def test_linear_schedule_counts_equal_dllm_rounding_on_every_tie():
+    counts = torch.arange(0, 41)  # the old float arithmetic missed 336 ties up to (69, 39)
+    for steps in range(1, 21):
+        got = num_transfer_tokens(counts, steps, schedule=make_schedule("linear"))
+        assert got.tolist() == [dllm_linear_counts(int(c), steps) for c in counts], steps
+    even = num_transfer_tokens(torch.tensor([8]), 3)  # a2dkit's default: the model card's split
+    linear = num_transfer_tokens(torch.tensor([8]), 3, schedule=make_schedule("linear"))
+    assert even.tolist() == [[3, 3, 2]] and linear.tolist() == [[3, 2, 3]]  # 8*1/3, 5*1/2 -> 2
+
+
+@pytest.mark.parametrize("schedule, per_block", [(None, [3, 3, 2]), ("linear", [3, 2, 3])])
+def test_mdlm_schedule_option_sets_the_tokens_committed_per_step(a2d, schedule, per_block):
+    model, tok = a2d("qwen2")
+    out = MDLMSampler(model, tok).sample([encode(tok, PROMPTS[0])], max_new_tokens=32,
+                                         block_size=8, steps=12, schedule=schedule)  # fmt: skip
+    changed = [int((a != b).sum()) for a, b in zip(out.history[:-1], out.history[1:], strict=True)]
+    assert changed == per_block * 4 and out.nfe == 12
+    with pytest.raises(ValueError, match="schedule='linaer'"):
+        MDLMSamplerConfig(schedule="linaer")
+
+
+def test_cli_schedule_flag_reaches_the_sampler():
+    from transformers import HfArgumentParser
+
+    (args,) = HfArgumentParser(sample_cli.SampleArguments).parse_args_into_dataclasses(
+        ["--model_name_or_path", "m", "--schedule", "linear"]
+    )
+    assert sample_cli.sampler_options(args)["schedule"] == "linear"
+    with pytest.raises(ValueError, match="schedule='even'"):
+        sample_cli.SampleArguments(model_name_or_path="m", schedule="even")
+
+
 def test_gumbel_sampling_matches_softmax():
     logits = torch.tensor([[[0.0, 1.0, 2.0, -1.0]]])
     assert sample_tokens(logits, 0.0).item() == 2
