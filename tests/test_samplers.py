@@ -477,3 +477,52 @@ def test_bd3lm_card_cache_mode_gives_the_same_tokens_at_the_closed_form_cost(a2d
     assert card_tokens == sum(start + b * bs for b in range(blocks)) + denoise
     with pytest.raises(ValueError, match="kv_cache='copy'"):
         BD3LMSamplerConfig(kv_cache="copy")
+
+
+# ------------------------------------------- a2dkit's choices where dLLM differs (book page)
+
+
+@pytest.mark.parametrize("sampler_cls", [MDLMSampler, BD3LMSampler])
+def test_the_mask_token_is_never_a_prediction(a2d, sampler_cls):
+    model, tok = a2d("qwen3")
+    bias = torch.zeros(1, 512)
+    bias[0, tok.mask_token_id] = 100.0  # the model's argmax is <|mask|> everywhere
+    out = sampler_cls(Biased(model, bias), tok).sample(
+        [encode(tok, PROMPTS[0])], max_new_tokens=8, block_size=4, steps=4)
+    assert masked_left(out, tok.mask_token_id) == 0  # dLLM's argmax would leave 8 masks
+
+
+def _record_masks(model):
+    masks = []
+    hook = model.register_forward_pre_hook(
+        lambda m, args, kw: masks.append(kw["attention_mask"]), with_kwargs=True)
+    return masks, hook
+
+
+def test_bd3lm_tracks_padding_by_column_not_by_token_id(a2d):
+    model, tok = a2d("qwen3")
+    long, short = encode(tok, PROMPTS[0], 8), encode(tok, PROMPTS[1], 4)
+    long[3] = tok.pad_token_id  # a real token that equals the pad id (here pad = eos)
+    masks, hook = _record_masks(model)
+    try:
+        BD3LMSampler(model, tok).sample([long, short], max_new_tokens=4, block_size=4, steps=2,
+                                        suppress_tokens=[tok.eos_token_id])  # fmt: skip
+    finally:
+        hook.remove()
+    prompt = masks[0].bool()  # (B, 1, 8, 8): the prompt pass
+    assert prompt[0, 0, -1, 3]  # the pad-id token of the prompt is attended (dLLM: padding)
+    assert not prompt[1, 0, -1, :4].any() and prompt[1, 0, -1, 4:].all()  # left pads are not
+
+
+def test_cfg_is_one_batched_forward_per_step(a2d):
+    model, tok = a2d("qwen3")
+    masks, hook = _record_masks(model)
+    kw = dict(max_new_tokens=8, block_size=8, steps=4)
+    try:
+        plain = MDLMSampler(model, tok).sample([encode(tok, PROMPTS[0])], **kw)
+        n_plain = len(masks)
+        guided = MDLMSampler(model, tok).sample([encode(tok, PROMPTS[0])], cfg_scale=1.5, **kw)
+    finally:
+        hook.remove()
+    assert plain.nfe == guided.nfe == n_plain == len(masks) - n_plain == 4  # dLLM: 8 passes
+    assert {m.shape[0] for m in masks[n_plain:]} == {2}  # conditional + unconditional rows
