@@ -9,10 +9,12 @@ The book is built by ``book/build.py`` (all chapters executed at smoke), or reus
 from __future__ import annotations
 
 import base64
+import html.parser
 import importlib.util
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -218,8 +220,9 @@ def test_widget_pages_draw_their_saved_widgets_and_others_load_no_widget_code(pa
         scripts = [s.split("?")[0] for s in report["scripts"]]  # drop Sphinx's "?v=<hash>"
         loads_manager = any(s.endswith("/_static/jupyter-widgets/embed.js") for s in scripts)
         assert loads_manager == (chapter in with_state), chapter
-        if chapter in with_state:
-            assert report["views"] > 0 and report["drawn"] >= report["views"], report
+        if chapter in with_state:  # widget views, or DenoisingViewer players (their state too)
+            assert report["views"] + report["viewer"] > 0, report
+            assert report["drawn"] >= report["views"], report
 
 
 def test_widget_chapters_screenshot_and_the_visualizer_is_among_them(pages, browser, book_html):
@@ -379,3 +382,85 @@ def test_the_book_players_play_without_a_kernel(pages, browser, book_html):
         for index in range(count):
             panels.append(_press_play_and_check_it_advances(tools, session, index)["panels"])
     assert max(panels) >= 2, "no side-by-side view among the players"
+
+
+# ------------------------------------------------ what the pages say (the built HTML)
+
+PROGRESS_OR_WARNING = ("it/s]", "s/it]", "%|", "Warning", "WARNING", "Loading weights", "Map: ")
+PROGRESS_WIDGETS = ("FloatProgressModel", "IntProgressModel")  # tqdm.notebook's saved state
+
+
+class _OutputText(html.parser.HTMLParser):
+    """Collects the text inside every ``cell_output`` element and the class of each output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth, self.text, self.classes = 0, [], []
+
+    def handle_starttag(self, tag, attrs):
+        classes = (dict(attrs).get("class") or "").split()
+        if self.depth or "cell_output" in classes:
+            self.depth += 1
+            self.classes.append(" ".join(classes))
+
+    def handle_endtag(self, tag):
+        self.depth = max(self.depth - 1, 0) if self.depth else 0
+
+    def handle_data(self, data):
+        if self.depth:
+            self.text.append(data)
+
+
+def _outputs(page: Path) -> _OutputText:
+    parser = _OutputText()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_output_parser_sees_progress_bars_and_stderr():  # the negative control of the next test
+    sample = ('<div class="cell_output docutils container"><div class="output stderr">'
+              '<pre>Map: 100%|##########| 25/25 [00:00&lt;00:00, 900.1 examples/s]</pre></div>'
+              '</div><p>Warning in prose is fine</p>')  # fmt: skip
+    parser = _OutputText()
+    parser.feed(sample)
+    text = "".join(parser.text)
+    assert "%|" in text and "Map: " in text and "prose" not in text
+    assert any("stderr" in c for c in parser.classes)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_pages_show_no_progress_bars_warnings_or_stderr(book_html, chapter):
+    page = book_html / f"{chapter}.html"
+    parsed = _outputs(page)
+    text = "".join(parsed.text)
+    found = [s for s in PROGRESS_OR_WARNING if s in text]
+    assert not found, f"{chapter}: output cells show {found}"
+    assert not [c for c in parsed.classes if "stderr" in c.split()], f"{chapter}: stderr output"
+    source = page.read_text(encoding="utf-8")
+    assert not [w for w in PROGRESS_WIDGETS if w in source], f"{chapter}: a progress-bar widget"
+
+
+def _links(page: Path) -> list[str]:
+    return re.findall(r'<a class="reference external" href="([^"]+)"', page.read_text("utf-8"))
+
+
+def test_results_page_cites_public_sources_by_url(book_html):
+    page = book_html / "results.html"
+    source, links = page.read_text(encoding="utf-8"), _links(page)
+    assert not re.findall(r"\d{3}_[0-9a-f]{16}", source), "internal reference-file names"
+    assert "https://github.com/ZHZisZZ/dllm/blob/main/examples/a2d/README.md" in links
+    assert any(u.startswith("https://huggingface.co/dllm-collection/") for u in links)
+    assert any(u.startswith("https://wandb.ai/asap-zzhou/dllm/reports/") for u in links)
+    codes = re.findall(r'<code class="docutils literal notranslate">(.*?)</code>', source, re.S)
+    assert codes and max(len(re.sub("<[^>]+>", "", c)) for c in codes) < 90, "a run-on code span"
+    assert "`" not in re.sub(r"<(pre|script)\b.*?</\1>", "", source, flags=re.S)  # no stray ticks
+
+
+def test_differences_page_names_tests_that_exist(book_html):
+    text = (book_html / "differences.html").read_text(encoding="utf-8")
+    named = sorted(set(re.findall(r"tests/(test_\w+\.py)::(test_\w+)", text)))
+    assert len(named) >= 12, named
+    missing = [f"{f}::{t}" for f, t in named
+               if f"def {t}(" not in (ROOT / "tests" / f).read_text(encoding="utf-8")]  # fmt: skip
+    assert not missing, f"the differences page names tests that do not exist: {missing}"
+    assert "schedule=&quot;linear&quot;" in text or 'schedule="linear"' in text
