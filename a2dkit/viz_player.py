@@ -12,7 +12,7 @@ import json
 import uuid
 from typing import Any
 
-__all__ = ["PANEL_OPEN", "VIEWER_OPEN", "player_html", "trajectory_frames"]
+__all__ = ["PANEL_OPEN", "TOKENS_OPEN", "VIEWER_OPEN", "player_html", "trajectory_frames"]
 
 VIEWER_OPEN = '<div class="a2d-viewer" style="display:flex;gap:24px">'
 PANEL_OPEN = '<div style="flex:1;min-width:0">'
