@@ -1,5 +1,9 @@
 # a2dkit: the two Quickstart commands are `make tutorial` and `make test`.
-PYTHON ?= python3
+# They install into and run from the project's own virtual environment, .venv (created with
+# `python3 -m venv`), with the exact versions of constraints.txt. To use another interpreter
+# (an existing environment): make PYTHON=python3 test-unit
+VENV ?= .venv
+PYTHON ?= $(VENV)/bin/python
 PIP := $(PYTHON) -m pip
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
@@ -9,7 +13,10 @@ RUNS ?= runs
 
 .PHONY: setup system-deps assets tutorial book lint test test-unit test-notebooks test-book
 
-setup:  ## install a2dkit and its pinned dependencies (torch constrained by constraints.txt)
+$(VENV)/bin/python:  ## the project environment (never the system interpreter)
+	python3 -m venv $(VENV)
+
+setup: $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/bin/python)  ## a2dkit + exact pins
 	$(PIP) install -q -c constraints.txt -e ".[dev]"
 
 system-deps:  ## Debian packages of the system tests (root or sudo): Slurm + munge, headless Chromium

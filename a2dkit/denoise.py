@@ -52,9 +52,11 @@ def num_transfer_tokens(
     schedule = schedule or LinearSchedule()
     remaining, counts = mask_count.clone(), []
     for j in range(steps):
-        alpha_t, alpha_s = schedule.alpha(1 - j / steps), schedule.alpha(1 - (j + 1) / steps)
-        # MDLM §3 reverse process: a mask at time t is revealed by time s w.p. (α_s-α_t)/(1-α_t)
-        p = float(((alpha_s - alpha_t) / (1 - alpha_t)).clamp(0, 1)) if j < steps - 1 else 1.0
+        t, s = (steps - j) / steps, (steps - j - 1) / steps  # float32 below, as dLLM
+        alpha_t, alpha_s = schedule.alpha(t), schedule.alpha(s)
+        # MDLM §3 reverse process: a mask at time t is revealed by time s w.p. 1-(1-α_s)/(1-α_t),
+        # in float32 in this very order: the ties rounded then match dLLM's get_num_transfer_tokens
+        p = 1.0 - float(((1 - alpha_s) / (1 - alpha_t)).clamp(0, 1)) if j < steps - 1 else 1.0
         n = remaining.double() * p
         if stochastic and p < 1:
             n = torch.distributions.Binomial(remaining.double(), torch.full_like(n, p)).sample()

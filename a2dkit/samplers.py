@@ -22,7 +22,7 @@ from a2dkit import validate
 from a2dkit.attention import block_causal_mask, padding_position_ids
 from a2dkit.denoise import REMASKING, denoise_step, guide, num_transfer_tokens
 from a2dkit.losses import shift_logits_right
-from a2dkit.schedules import Schedule
+from a2dkit.schedules import SCHEDULES, Schedule, make_schedule
 
 __all__ = [
     "SamplerOutput",
@@ -63,6 +63,9 @@ class SamplerConfig:
     is applied before drawing, exactly like ``suppress_tokens``; the mask token is always
     suppressed (a drawn mask would never be filled). ``stochastic_transfer`` draws
     the number of tokens revealed per step from a binomial (linear schedule by default).
+    ``schedule``: None splits each block's masks evenly over its steps (the model card's
+    sampler); "linear" (or "cosine") rounds the expected reveal count of that alpha schedule
+    per step, the same counts as dLLM's library sampler (``num_transfer_tokens``).
     """
 
     max_new_tokens: int = 128
@@ -76,6 +79,7 @@ class SamplerConfig:
     begin_suppress_tokens: list[int] | None = None
     right_shift_logits: bool = False
     threshold: float | None = None
+    schedule: str | None = None
     return_history: bool = True
 
     def __post_init__(self):
@@ -94,6 +98,11 @@ class SamplerConfig:
             raise ValueError(
                 f"threshold={self.threshold} compares probabilities: it needs "
                 f"remasking='low_confidence', got remasking={self.remasking!r}"
+            )
+        if self.schedule is not None and self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"schedule={self.schedule!r} is not valid; choose None (even split) or one of "
+                f"{tuple(SCHEDULES)}"
             )
         self._check_steps()
 
@@ -238,7 +247,8 @@ class _Sampler:
         if config.threshold is not None:
             return itertools.repeat(None)  # until the block is filled
         count = (block == self.mask_id).sum(-1)  # (B,)
-        counts = num_transfer_tokens(count, steps, self.schedule, config.stochastic_transfer)
+        schedule = make_schedule(config.schedule) if config.schedule else self.schedule
+        counts = num_transfer_tokens(count, steps, schedule, config.stochastic_transfer)
         return [k for k in counts.T if k.any()]
 
     def _denoise_block(self, c: _Canvas, span, config, logits_fn, history) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from a2dkit import viz_player
 from a2dkit.viz_masks import (  # re-exported: a2dkit.viz is the one visualisation namespace
     MASK_KINDS,
     MaskExplorer,
@@ -141,16 +142,21 @@ class _Trajectory:
         tip = f"pos {pos}, committed at step {c}" if kind == "token" else f"pos {pos}, {kind}"
         return f'<span class="a2d-{kind}" title="{tip}" style="{style}">{html.escape(text)}</span>'
 
+    def legend(self) -> str:
+        return _legend(self.num_steps)
+
     def render(self, step: int, row: int) -> str:
         title = f"<b>{html.escape(self.title)}</b> · " if self.title else ""
         spans = "".join(self._span(step, row, pos) for pos in range(self.width))
         caption = f'<div class="a2d-caption">{title}{self.caption(step, row)}</div>'
-        body = f'<div style="line-height:2;word-break:break-all">{spans}</div>'
-        return caption + body + _legend(self.num_steps)
+        return caption + f"{viz_player.TOKENS_OPEN}{spans}</div>" + self.legend()
 
 
 class DenoisingViewer(_WidgetView):
-    """ipywidgets view of a sampler's ``history``: play/step slider, row selector, coloured tokens.
+    """A sampler's ``history`` step by step: play/step slider, row selector, coloured tokens.
+
+    One object, two views: JupyterLab shows the live ipywidgets view (``.widget``); a static page
+    (the book, nbconvert) shows ``to_html()``, the same frames played by plain JavaScript.
 
     Args:
         history: list of (B, T) long canvases, or a ``SamplerOutput``.
@@ -197,8 +203,25 @@ class DenoisingViewer(_WidgetView):
             valid = f"steps 0..{self.num_steps - 1}, rows 0..{self.num_rows - 1}"
             raise ValueError(f"step={step}, row={row} out of range; valid {valid}")
         cells = [p.render(min(step, p.num_steps - 1), row) for p in self.panels]
-        body = "".join(f'<div style="flex:1;min-width:0">{c}</div>' for c in cells)
-        return f'<div class="a2d-viewer" style="display:flex;gap:24px">{body}</div>'
+        body = "".join(f"{viz_player.PANEL_OPEN}{c}</div>" for c in cells)
+        return f"{viz_player.VIEWER_OPEN}{body}</div>"
+
+    def to_html(self, interval_ms: int = 400) -> str:
+        """The viewer as one self-contained HTML+JavaScript element: plays with no kernel."""
+        return viz_player.player_html(self.panels, self.num_steps, self.num_rows, interval_ms)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def _repr_mimebundle_(self, **kwargs):
+        # JupyterLab renders the live widget view; the static book (myst-nb, text/html ranked
+        # first in book/_config.yml) the self-contained player
+        return {**self.widget._repr_mimebundle_(**kwargs), "text/html": self.to_html()}
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)
 
 
 def plot_trajectory(history, tokenizer, row: int = 0, ax=None, *, mask_token_id=None):

@@ -27,6 +27,13 @@ ROOT = BOOK.parent
 STAMP = "a2dkit_build.json"
 SUFFIXES = (".md", ".py", ".ipynb")  # chapter sources, in the order Jupyter Book resolves them
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+# pages show results, not progress bars or library warnings (tests/test_book.py checks the HTML)
+QUIET = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "TQDM_DISABLE": "1", "TRANSFORMERS_VERBOSITY": "error", "DATASETS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "PYTHONWARNINGS": "ignore",
+    "TOKENIZERS_PARALLELISM": "false",
+}  # fmt: skip
 
 
 def toc_entries(toc: Path = BOOK / "_toc.yml") -> list[str]:
@@ -118,7 +125,8 @@ def build(
         raise RuntimeError(f"toc entries without a file in book/: {missing} (or --only-existing)")
     left_out = [e for e in entries if e not in keep or e in missing]
     entries = [e for e in keep if e not in missing]
-    env = {**os.environ, **OFFLINE, "A2DKIT_SCALE": os.environ.get("A2DKIT_SCALE", "smoke")}
+    env = {**os.environ, **OFFLINE, **QUIET}
+    env["A2DKIT_SCALE"] = os.environ.get("A2DKIT_SCALE", "smoke")
     html = path_output / "_build" / "html"
     (html / STAMP).unlink(missing_ok=True)  # a failed build must not look fresh
     jb = Path(sys.executable).with_name("jupyter-book")

@@ -126,9 +126,10 @@ assert out.sequences[:, : out.gen_start].tolist() == prompts  # the prompt never
 assert out.nfe == cfg.sampler_steps and len(out.history) == cfg.sampler_steps + 1
 
 # %% [markdown]
-# Watch it denoise. Drag the slider or press play; each token is coloured by the step that
-# committed it, masks are grey, and the count of remaining masks is shown. Without a kernel
-# (the book), `plot_trajectory` draws the same thing as a step × position image.
+# Watch it denoise. Drag the slider or press play (on the book's page too: the viewer carries
+# its frames and plays without a kernel); each token is coloured by the step that committed it,
+# masks are grey, and the count of remaining masks is shown. `plot_trajectory` draws the same
+# thing as one step × position image.
 
 # %%
 viz.DenoisingViewer(out, tokenizer, prompt_len=prompt_len, title="low_confidence")

@@ -9,10 +9,13 @@ The book is built by ``book/build.py`` (all chapters executed at smoke), or reus
 from __future__ import annotations
 
 import base64
+import html
+import html.parser
 import importlib.util
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,7 +48,7 @@ PAGE_JS = f"""JSON.stringify({{
     src: i.src.startsWith('data:') ? i.src.slice(0, 80) : i.src, width: i.naturalWidth}})),
   views: document.querySelectorAll({VIEWS}).length,
   drawn: document.querySelectorAll('.widget-subarea .jupyter-widgets').length,
-  viewer: document.querySelectorAll('.widget-subarea .a2d-viewer').length,
+  viewer: document.querySelectorAll('.a2d-player .a2d-viewer').length,
   scripts: [...document.scripts].map(s => s.src).filter(Boolean),
 }})"""
 
@@ -53,7 +56,7 @@ PAGE_JS = f"""JSON.stringify({{
 SCROLL_TO_WIDGET_JS = """(() => {
   const imageWidget = [...document.querySelectorAll('.widget-subarea')]
       .find(w => w.querySelector('img'));  // e.g. MaskExplorer, rather than a progress bar
-  const el = document.querySelector('.widget-subarea .a2d-viewer') || imageWidget ||
+  const el = document.querySelector('.a2d-player') || imageWidget ||
              document.querySelector('.widget-subarea .jupyter-widgets');
   el.scrollIntoView({block: 'center'});
   const r = el.getBoundingClientRect();
@@ -218,12 +221,13 @@ def test_widget_pages_draw_their_saved_widgets_and_others_load_no_widget_code(pa
         scripts = [s.split("?")[0] for s in report["scripts"]]  # drop Sphinx's "?v=<hash>"
         loads_manager = any(s.endswith("/_static/jupyter-widgets/embed.js") for s in scripts)
         assert loads_manager == (chapter in with_state), chapter
-        if chapter in with_state:
-            assert report["views"] > 0 and report["drawn"] >= report["views"], report
+        if chapter in with_state:  # widget views, or DenoisingViewer players (their state too)
+            assert report["views"] + report["viewer"] > 0, report
+            assert report["drawn"] >= report["views"], report
 
 
 def test_widget_chapters_screenshot_and_the_visualizer_is_among_them(pages, browser, book_html):
-    with_widgets = [c for c in CHAPTERS if pages(c)["views"] > 0]
+    with_widgets = [c for c in CHAPTERS if pages(c)["views"] > 0 or pages(c)["viewer"] > 0]
     assert with_widgets
     tools, session = browser
     shots = book_html.parent / "screenshots"  # kept as an artifact: book/_build/screenshots
@@ -240,7 +244,7 @@ def test_widget_chapters_screenshot_and_the_visualizer_is_among_them(pages, brow
         colours = {tuple(p) for p in widget.reshape(-1, widget.shape[-1])}
         assert widget.size and len(colours) > 8, f"{chapter}: the widget area is blank"
     viewers = [c for c in CHAPTERS if pages(c)["viewer"] > 0]
-    assert viewers, "no chapter shows a live DenoisingViewer (a2dkit.viz)"
+    assert viewers, "no chapter shows a DenoisingViewer player (a2dkit.viz)"
 
 
 def _decode_png(png: bytes):
@@ -249,9 +253,9 @@ def _decode_png(png: bytes):
     return (matplotlib.image.imread(io.BytesIO(png)) * 255).astype("uint8")
 
 
-def test_the_denoising_animation_plays_without_a_kernel(pages):
-    """Without a kernel the widgets stay at step 0, so the book also carries the trajectory as an
-    animated GIF (``viz.animate``): it must be on a page and load with more than one frame."""
+def test_the_denoising_gif_fallback_is_on_a_page(pages):
+    """Besides the JavaScript player, the book carries the trajectory as an animated GIF
+    (``viz.animate``) for readers without JavaScript: on a page, with more than one frame."""
     gifs = [
         (chapter, image)
         for chapter in CHAPTERS
@@ -263,3 +267,205 @@ def test_the_denoising_animation_plays_without_a_kernel(pages):
     path = Path(urllib.parse.unquote(urllib.parse.urlparse(gifs[0][1]["src"]).path))
     frames = path.read_bytes().count(b"\x21\xf9\x04")  # one Graphic Control Extension per frame
     assert frames > 1, f"{path} has {frames} frame(s)"
+
+
+# ------------------------------------------------ the denoising player (no kernel, plain JS)
+
+PLAYER_JS = """((i) => {
+  const root = document.querySelectorAll('.a2d-player')[i];
+  const q = k => root.querySelector('.a2d-player-' + k);
+  return {captions: [...q('view').querySelectorAll('.a2d-caption')].map(c => c.textContent),
+          tokens: [...q('view').querySelectorAll('span[class^="a2d-"]')].map(s => s.textContent),
+          panels: q('view').querySelectorAll('.a2d-caption').length,
+          html: q('view').innerHTML, button: q('play').textContent, rows: q('row').options.length};
+})(%d)"""
+
+
+def _player(tools, session, index: int = 0) -> dict:
+    return tools.evaluate(session, PLAYER_JS % index)
+
+
+def _step(state: dict) -> int:
+    return int(state["captions"][0].split("step ")[1].split("/")[0])
+
+
+def _press_play_and_check_it_advances(tools, session, index: int = 0) -> dict:
+    """Press Play: the shown step must advance and the tokens change; returns the first state."""
+    first = _player(tools, session, index)
+    assert _step(first) == 0, first["captions"]
+    tools.evaluate(session, f"document.querySelectorAll('.a2d-player-play')[{index}].click()")
+    moved = f"(() => {{ const s = {PLAYER_JS % index}; return s.captions[0] !== " \
+            f"{json.dumps(first['captions'][0])}; }})()"
+    assert tools.wait(session, moved, timeout=20), "Play did not advance the step"
+    assert tools.wait(session, f"{PLAYER_JS % index}.button.includes('Play')", timeout=60)
+    last = _player(tools, session, index)  # stopped by itself at the last step
+    assert _step(last) > 0 and last["tokens"] != first["tokens"]
+    return first
+
+
+def _normalised(tools, session, markup: str) -> str:
+    """``markup`` as the browser serialises it (the same parser the player's innerHTML uses)."""
+    js = f"(() => {{ const d = document.createElement('div'); d.innerHTML = {json.dumps(markup)};" \
+         " return d.innerHTML; })()"
+    return tools.evaluate(session, js)
+
+
+class _WordTokenizer:
+    """Decodes id i as WORDS[i]; id 1 is the mask, id 0 the pad (enough for a2dkit.viz)."""
+
+    words = ["[PAD]", "[MASK]", "the", "cat", "sat", "on", "a", "mat", "<b>&"]
+    mask_token_id, pad_token_id = 1, 0
+
+    def decode(self, ids, skip_special_tokens=False):
+        return " ".join(self.words[i] for i in ids)
+
+
+def _history(rows: int, width: int, steps: int, seed: int) -> list:
+    """Every position committed at a random step in 1..steps-1 (canvas s: committed <= s)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    final = torch.randint(2, 9, (rows, width), generator=gen)
+    commit = torch.randint(1, steps, (rows, width), generator=gen)
+    return [torch.where(commit <= s, final, 1) for s in range(steps)]
+
+
+def test_the_player_plays_pauses_seeks_and_switches_rows_in_chromium(browser, tmp_path):
+    from a2dkit import viz
+
+    tools, session = browser
+    tok = _WordTokenizer()
+    single = viz.DenoisingViewer(_history(2, 10, 6, 0), tok, title="one")
+    pair = viz.DenoisingViewer.side_by_side({"MDLM": (_history(2, 8, 7, 1), tok),
+                                             "BD3LM": (_history(2, 8, 4, 2), tok)})
+    page = tmp_path / "player.html"
+    page.write_text(f"<!doctype html><html><body>{single.to_html(interval_ms=150)}"
+                    f"{pair.to_html(interval_ms=150)}</body></html>", encoding="utf-8")
+    tools.events.clear()
+    tools.navigate(session, page.as_uri())
+    for index, viewer in enumerate((single, pair)):
+        first = _press_play_and_check_it_advances(tools, session, index)
+        assert first["html"] == _normalised(tools, session, viewer.render(0, 0))
+        assert first["panels"] == len(viewer.panels) and first["rows"] == 2
+        q = f"document.querySelectorAll('.a2d-player')[{index}]"
+        seek = f"(() => {{ const r = {q}; const s = r.querySelector('.a2d-player-slider');" \
+               " s.value = 2; s.dispatchEvent(new Event('input')); })()"
+        tools.evaluate(session, seek)
+        assert _player(tools, session, index)["html"] == _normalised(
+            tools, session, viewer.render(2, 0))
+        row = f"(() => {{ const r = {q}.querySelector('.a2d-player-row'); r.value = '1';" \
+              " r.dispatchEvent(new Event('change')); })()"
+        tools.evaluate(session, row)
+        assert _player(tools, session, index)["html"] == _normalised(
+            tools, session, viewer.render(2, 1))
+    # Pause: press Play, then Pause once the step moved; the step must then stay put
+    click = "document.querySelectorAll('.a2d-player-play')[0].click()"
+    tools.evaluate(session, "(() => { const s = document.querySelector('.a2d-player-slider');"
+                            " s.value = 0; s.dispatchEvent(new Event('input')); })()")
+    tools.evaluate(session, click)
+    assert tools.wait(session, f"{PLAYER_JS % 0}.captions[0].includes('step 1/')", timeout=20)
+    tools.evaluate(session, click)
+    paused = _player(tools, session)
+    time.sleep(0.6)  # four intervals
+    assert _player(tools, session) == paused and "Play" in paused["button"]
+    assert _errors(tools.events) == []
+
+
+def test_the_book_players_play_without_a_kernel(pages, browser, book_html):
+    """Every DenoisingViewer on a book page plays (no kernel); one of them is side by side."""
+    tools, session = browser
+    players = {c: pages(c)["viewer"] for c in CHAPTERS if pages(c)["viewer"] > 0}
+    assert players, "no chapter shows a DenoisingViewer player"
+    panels = []
+    for chapter in players:
+        tools.navigate(session, (book_html / f"{chapter}.html").as_uri())
+        count = tools.evaluate(session, "document.querySelectorAll('.a2d-player').length")
+        for index in range(count):
+            panels.append(_press_play_and_check_it_advances(tools, session, index)["panels"])
+    assert max(panels) >= 2, "no side-by-side view among the players"
+
+
+# ------------------------------------------------ what the pages say (the built HTML)
+
+PROGRESS_OR_WARNING = ("it/s]", "s/it]", "%|", "Warning", "WARNING", "Loading weights", "Map: ")
+PROGRESS_WIDGETS = ("FloatProgressModel", "IntProgressModel")  # tqdm.notebook's saved state
+
+
+class _OutputText(html.parser.HTMLParser):
+    """Collects the text inside every ``cell_output`` element and the class of each output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth, self.text, self.classes, self.code = 0, [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        classes = (dict(attrs).get("class") or "").split()
+        if self.depth or "cell_output" in classes:
+            self.depth += 1
+            self.classes.append(" ".join(classes))
+        if tag in ("script", "noscript"):  # the player's frames and fallback: not shown text
+            self.code = tag
+
+    def handle_endtag(self, tag):
+        self.depth = max(self.depth - 1, 0) if self.depth else 0
+        self.code = None if tag == self.code else self.code
+
+    def handle_data(self, data):
+        if self.depth and self.code is None:
+            self.text.append(data)
+
+
+def _outputs(page: Path) -> _OutputText:
+    parser = _OutputText()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_output_parser_sees_progress_bars_and_stderr():  # the negative control of the next test
+    sample = ('<div class="cell_output docutils container"><div class="output stderr">'
+              '<pre>Map: 100%|##########| 25/25 [00:00&lt;00:00, 900.1 examples/s]</pre></div>'
+              '</div><p>Warning in prose is fine</p>')  # fmt: skip
+    parser = _OutputText()
+    parser.feed(sample)
+    text = "".join(parser.text)
+    assert "%|" in text and "Map: " in text and "prose" not in text
+    assert any("stderr" in c for c in parser.classes)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_pages_show_no_progress_bars_warnings_or_stderr(book_html, chapter):
+    page = book_html / f"{chapter}.html"
+    parsed = _outputs(page)
+    text = "".join(parsed.text)
+    found = [s for s in PROGRESS_OR_WARNING if s in text]
+    assert not found, f"{chapter}: output cells show {found}"
+    assert not [c for c in parsed.classes if "stderr" in c.split()], f"{chapter}: stderr output"
+    source = page.read_text(encoding="utf-8")
+    assert not [w for w in PROGRESS_WIDGETS if w in source], f"{chapter}: a progress-bar widget"
+
+
+def _links(page: Path) -> list[str]:
+    return re.findall(r'<a class="reference external" href="([^"]+)"', page.read_text("utf-8"))
+
+
+def test_results_page_cites_public_sources_by_url(book_html):
+    page = book_html / "results.html"
+    source, links = page.read_text(encoding="utf-8"), _links(page)
+    assert not re.findall(r"\d{3}_[0-9a-f]{16}", source), "internal reference-file names"
+    assert "https://github.com/ZHZisZZ/dllm/blob/main/examples/a2d/README.md" in links
+    assert any(u.startswith("https://huggingface.co/dllm-collection/") for u in links)
+    assert any(u.startswith("https://wandb.ai/asap-zzhou/dllm/reports/") for u in links)
+    codes = re.findall(r'<code class="docutils literal notranslate">(.*?)</code>', source, re.S)
+    texts = [html.unescape(re.sub("<[^>]+>", "", c)) for c in codes]
+    assert texts and max(len(t) for t in texts) < 120, "a run-on code span"
+    assert "`" not in re.sub(r"<(pre|script)\b.*?</\1>", "", source, flags=re.S)  # no stray ticks
+
+
+def test_differences_page_names_tests_that_exist(book_html):
+    text = (book_html / "differences.html").read_text(encoding="utf-8")
+    named = sorted(set(re.findall(r"tests/(test_\w+\.py)::(test_\w+)", text)))
+    assert len(named) >= 12, named
+    missing = [f"{f}::{t}" for f, t in named
+               if f"def {t}(" not in (ROOT / "tests" / f).read_text(encoding="utf-8")]  # fmt: skip
+    assert not missing, f"the differences page names tests that do not exist: {missing}"
+    assert "schedule=&quot;linear&quot;" in text or 'schedule="linear"' in text

@@ -1,44 +1,81 @@
-"""Packaging invariants: environment.yml and pyproject.toml agree; modules stay small."""
+"""Packaging invariants: pyproject.toml declares ranges, constraints.txt pins the exact versions
+CI uses (inside those ranges), environment.yml pins the same; make installs into a venv."""
 
 import re
+import subprocess
 from pathlib import Path
 
 import tomllib
 import yaml
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _name(requirement: str) -> str:
-    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower()
-
-
-def _pyproject_requirements() -> dict[str, str]:
+def _pyproject_requirements() -> dict[str, Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = list(project["dependencies"])
-    for extra in ("tutorial", "dev"):
-        reqs += [r for r in project["optional-dependencies"][extra] if not r.startswith("a2dkit")]
-    return {_name(r): r.split("#")[0].replace(" ", "") for r in reqs}
+    for extra in project["optional-dependencies"].values():
+        reqs += [r for r in extra if not r.startswith("a2dkit")]
+    return {(r := Requirement(text)).name.lower(): r for text in reqs}
 
 
-def _environment_requirements() -> dict[str, str]:
+def _pins(lines) -> dict[str, str]:
+    """``name==version`` lines -> {name: version}; anything else is an error."""
+    pins = {}
+    for line in lines:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)==([A-Za-z0-9_.+-]+)", line.strip())
+        assert match, f"not an exact pin: {line!r}"
+        pins[match[1].lower()] = match[2]
+    return pins
+
+
+def _constraints() -> dict[str, str]:
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    return _pins(line for line in lines if line.strip() and not line.startswith("#"))
+
+
+def _environment_pins() -> dict[str, str]:
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    return {_name(r): r.replace(" ", "") for r in pip if not r.startswith("-e")}
+    assert "-e .[dev]" in pip
+    return _pins(r for r in pip if not r.startswith("-e"))
 
 
-def test_environment_yml_lists_the_same_packages_as_pyproject():
-    assert set(_environment_requirements()) == set(_pyproject_requirements())
+def test_pyproject_declares_ranges_not_exact_pins():
+    exact = [str(r) for r in _pyproject_requirements().values() if "==" in str(r.specifier)]
+    assert not exact, f"exact pins belong in constraints.txt: {exact}"
+    unbounded = [str(r) for r in _pyproject_requirements().values()
+                 if not any(s.operator == "<" for s in r.specifier)]  # fmt: skip
+    assert not unbounded, f"give each dependency an upper bound (next major): {unbounded}"
 
 
-def test_environment_yml_pins_agree_with_pyproject():
-    env, proj = _environment_requirements(), _pyproject_requirements()
-    constraints = (ROOT / "constraints.txt").read_text()
-    for name, spec in proj.items():
-        if name == "torch":  # pyproject has a range; the pin lives in constraints.txt
-            assert env[name] in constraints
-        else:
-            assert env[name] == spec, name
+def test_constraints_pin_every_direct_dependency_inside_its_range():
+    declared, pins = _pyproject_requirements(), _constraints()
+    assert set(pins) == set(declared)
+    outside = {n: v for n, v in pins.items() if not declared[n].specifier.contains(v, True)}
+    assert not outside, f"pins outside pyproject's ranges: {outside}"
+    # negative control: the same check rejects a version outside a range
+    assert not declared["transformers"].specifier.contains("6.0.0")
+
+
+def test_environment_yml_pins_equal_the_constraints():
+    env, pins = _environment_pins(), _constraints()
+    assert set(env) == set(pins) - {"deepspeed"}
+    assert {n: v for n, v in env.items() if pins[n] != v} == {}
+
+
+def test_make_installs_into_the_project_venv_and_python_can_be_overridden():
+    def dry(*args: str) -> str:
+        cmd = ["make", "-n", "-B", *args]
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+    setup = dry("setup")
+    assert "python3 -m venv .venv" in setup
+    assert '.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"' in setup
+    assert ".venv/bin/python -m pytest" in dry("test-unit")
+    other = dry("PYTHON=python3", "setup", "test-unit")
+    assert "venv" not in other and "python3 -m pytest" in other  # the team's shared interpreter
 
 
 def test_library_modules_stay_under_the_hard_size_limit():

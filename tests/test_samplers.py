@@ -259,6 +259,53 @@ def test_num_transfer_tokens_even_split_and_schedule():
     assert drawn.sum(1).tolist() == [50, 7] and (drawn >= 0).all()
 
 
+def dllm_linear_counts(count: int, steps: int) -> list[int]:
+    """Oracle of dLLM's deterministic ``get_num_transfer_tokens`` with its linear alpha scheduler:
+    step j reveals round(left * (1 - s/t)), t = (steps-j)/steps, s = t - 1/steps; alpha(x) = 1 - x
+    and s/t in float32, round half to even (torch.round) in float64."""
+    out = []
+    for j in range(steps):
+        t, s = (torch.tensor(x, dtype=torch.float32) for x in ((steps - j) / steps,
+                                                               (steps - j - 1) / steps))
+        keep = float((1 - (1 - s)) / (1 - (1 - t)))  # fmt: skip
+        n = min(int(torch.round(torch.tensor(count, dtype=torch.float64) * (1 - keep))), count)
+        out.append(n)
+        count -= n
+    return out
+
+
+def test_linear_schedule_counts_equal_dllm_rounding_on_every_tie():
+    counts = torch.arange(0, 41)  # the old float arithmetic missed 336 ties up to (69, 39)
+    for steps in range(1, 21):
+        got = num_transfer_tokens(counts, steps, schedule=make_schedule("linear"))
+        assert got.tolist() == [dllm_linear_counts(int(c), steps) for c in counts], steps
+    even = num_transfer_tokens(torch.tensor([8]), 3)  # a2dkit's default: the model card's split
+    linear = num_transfer_tokens(torch.tensor([8]), 3, schedule=make_schedule("linear"))
+    assert even.tolist() == [[3, 3, 2]] and linear.tolist() == [[3, 2, 3]]  # 8*1/3, 5*1/2 -> 2
+
+
+@pytest.mark.parametrize("schedule, per_block", [(None, [3, 3, 2]), ("linear", [3, 2, 3])])
+def test_mdlm_schedule_option_sets_the_tokens_committed_per_step(a2d, schedule, per_block):
+    model, tok = a2d("qwen2")
+    out = MDLMSampler(model, tok).sample([encode(tok, PROMPTS[0])], max_new_tokens=32,
+                                         block_size=8, steps=12, schedule=schedule)  # fmt: skip
+    changed = [int((a != b).sum()) for a, b in zip(out.history[:-1], out.history[1:], strict=True)]
+    assert changed == per_block * 4 and out.nfe == 12
+    with pytest.raises(ValueError, match="schedule='linaer'"):
+        MDLMSamplerConfig(schedule="linaer")
+
+
+def test_cli_schedule_flag_reaches_the_sampler():
+    from transformers import HfArgumentParser
+
+    (args,) = HfArgumentParser(sample_cli.SampleArguments).parse_args_into_dataclasses(
+        ["--model_name_or_path", "m", "--schedule", "linear"]
+    )
+    assert sample_cli.sampler_options(args)["schedule"] == "linear"
+    with pytest.raises(ValueError, match="schedule='even'"):
+        sample_cli.SampleArguments(model_name_or_path="m", schedule="even")
+
+
 def test_gumbel_sampling_matches_softmax():
     logits = torch.tensor([[[0.0, 1.0, 2.0, -1.0]]])
     assert sample_tokens(logits, 0.0).item() == 2
@@ -430,3 +477,52 @@ def test_bd3lm_card_cache_mode_gives_the_same_tokens_at_the_closed_form_cost(a2d
     assert card_tokens == sum(start + b * bs for b in range(blocks)) + denoise
     with pytest.raises(ValueError, match="kv_cache='copy'"):
         BD3LMSamplerConfig(kv_cache="copy")
+
+
+# ------------------------------------------- a2dkit's choices where dLLM differs (book page)
+
+
+@pytest.mark.parametrize("sampler_cls", [MDLMSampler, BD3LMSampler])
+def test_the_mask_token_is_never_a_prediction(a2d, sampler_cls):
+    model, tok = a2d("qwen3")
+    bias = torch.zeros(1, 512)
+    bias[0, tok.mask_token_id] = 100.0  # the model's argmax is <|mask|> everywhere
+    out = sampler_cls(Biased(model, bias), tok).sample(
+        [encode(tok, PROMPTS[0])], max_new_tokens=8, block_size=4, steps=4)
+    assert masked_left(out, tok.mask_token_id) == 0  # dLLM's argmax would leave 8 masks
+
+
+def _record_masks(model):
+    masks = []
+    hook = model.register_forward_pre_hook(
+        lambda m, args, kw: masks.append(kw["attention_mask"]), with_kwargs=True)
+    return masks, hook
+
+
+def test_bd3lm_tracks_padding_by_column_not_by_token_id(a2d):
+    model, tok = a2d("qwen3")
+    long, short = encode(tok, PROMPTS[0], 8), encode(tok, PROMPTS[1], 4)
+    long[3] = tok.pad_token_id  # a real token that equals the pad id (here pad = eos)
+    masks, hook = _record_masks(model)
+    try:
+        BD3LMSampler(model, tok).sample([long, short], max_new_tokens=4, block_size=4, steps=2,
+                                        suppress_tokens=[tok.eos_token_id])  # fmt: skip
+    finally:
+        hook.remove()
+    prompt = masks[0].bool()  # (B, 1, 8, 8): the prompt pass
+    assert prompt[0, 0, -1, 3]  # the pad-id token of the prompt is attended (dLLM: padding)
+    assert not prompt[1, 0, -1, :4].any() and prompt[1, 0, -1, 4:].all()  # left pads are not
+
+
+def test_cfg_is_one_batched_forward_per_step(a2d):
+    model, tok = a2d("qwen3")
+    masks, hook = _record_masks(model)
+    kw = dict(max_new_tokens=8, block_size=8, steps=4)
+    try:
+        plain = MDLMSampler(model, tok).sample([encode(tok, PROMPTS[0])], **kw)
+        n_plain = len(masks)
+        guided = MDLMSampler(model, tok).sample([encode(tok, PROMPTS[0])], cfg_scale=1.5, **kw)
+    finally:
+        hook.remove()
+    assert plain.nfe == guided.nfe == n_plain == len(masks) - n_plain == 4  # dLLM: 8 passes
+    assert {m.shape[0] for m in masks[n_plain:]} == {2}  # conditional + unconditional rows

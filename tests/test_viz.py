@@ -273,3 +273,30 @@ def test_importing_viz_does_not_import_widgets_or_matplotlib():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _join_frames(panel: dict, step: int, row: int) -> str:
+    """What the player's JavaScript draws for one panel (its ``render`` in Python)."""
+    spans = "".join(panel["spans"][i] for i in panel["frames"][step][row])
+    return panel["before"] + panel["captions"][step][row] + panel["middle"] + spans + panel["after"]
+
+
+def test_player_frames_rebuild_render_exactly_and_the_page_is_self_contained(history, tokenizer):
+    from a2dkit import viz_player
+
+    panels = {"A": (history, tokenizer), "B": (history[:3], tokenizer)}
+    viewer = viz.DenoisingViewer.side_by_side(panels)
+    tables = [viz_player.trajectory_frames(p, viewer.num_rows) for p in viewer.panels]
+    for step in range(STEPS):
+        for row in range(2):
+            cells = [_join_frames(t, min(step, len(t["frames"]) - 1), row) for t in tables]
+            body = "".join(f"{viz_player.PANEL_OPEN}{c}</div>" for c in cells)
+            assert f"{viz_player.VIEWER_OPEN}{body}</div>" == viewer.render(step, row)
+    page = viewer.to_html()
+    assert page.count("<script>") == 1 and page.count("</script>") == 1  # JSON cannot close it
+    assert "src=" not in page and "http" not in page  # nothing to fetch
+    noscript = page.split("<noscript>")[1].split("</noscript>")[0]  # no JavaScript: last step
+    assert f"{remaining(noscript)}" == f"{[0, int((history[2][0] == MASK).sum())]}"
+    bundle = viewer._repr_mimebundle_()  # JupyterLab: the live widget; the book: the player
+    assert "application/vnd.jupyter.widget-view+json" in bundle and bundle["text/html"].startswith(
+        '<div id="a2d-player-')

@@ -37,6 +37,9 @@ class SampleArguments:
     block_size: int = 32
     threshold: float | None = field(default=None, metadata={"help": "e.g. 0.9: parallel decoding"})
     cfg_scale: float = 0.0
+    schedule: str | None = field(
+        default=None, metadata={"help": "None: even split per block; 'linear': dLLM's counts"}
+    )
     seed: int = 42
     dtype: str = "float32"
     attn_implementation: str = "sdpa"
@@ -46,6 +49,10 @@ class SampleArguments:
     def __post_init__(self):
         if self.algo not in ALGOS:
             raise ValueError(f"algo={self.algo!r} is not valid; choose one of {ALGOS}")
+        from a2dkit.schedules import SCHEDULES
+
+        if self.schedule is not None and self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r} is not valid; None or {tuple(SCHEDULES)}")
 
 
 def load(args: SampleArguments):
@@ -69,7 +76,7 @@ def load(args: SampleArguments):
 def sampler_options(args: SampleArguments) -> dict:
     """The sampler-config fields set by the flags."""
     names = ("remasking", "steps", "max_new_tokens", "temperature", "block_size", "threshold")
-    return {n: getattr(args, n) for n in (*names, "cfg_scale")}
+    return {n: getattr(args, n) for n in (*names, "cfg_scale", "schedule")}
 
 
 def encode(tokenizer, messages_or_text, chat_template: bool) -> list[int]:
