@@ -36,7 +36,7 @@ book: setup  ## the strict offline book: every chapter executed at $(A2DKIT_SCAL
 	$(PYTHON) book/build.py
 
 lint:
-	ruff check .
+	$(PYTHON) -m ruff check .
 
 test: setup system-deps lint test-unit test-notebooks test-book  ## the whole suite, offline, on CPU
 
