@@ -27,7 +27,7 @@ from slurm_cluster import INSTALL_HINT, SlurmCluster, missing_binaries
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 import a2dkit  # noqa: F401  (registers the a2d-* model types)
-from a2dkit import convert, scales, tiny
+from a2dkit import checkpoints, convert, scales, tiny
 from a2dkit.trainers import STOP_FILE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +64,8 @@ def cluster(tmp_path_factory):
         pytest.fail(f"Slurm is not installed (missing {missing}): {INSTALL_HINT}", pytrace=False)
     if os.geteuid() != 0:
         pytest.fail("the test cluster's slurmd must run as root (it starts jobs)", pytrace=False)
-    slurm = SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=4, nodes=2)
+    # 8 CPUs a node (more than it has: config_overrides) so that all six jobs run at once
+    slurm = SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=8, nodes=2)
     slurm.start()
     yield slurm
     slurm.stop()
@@ -304,7 +305,7 @@ def test_a_preempted_job_requeues_and_resumes_without_losing_a_step(
     # every rank reports the step it stopped at: the same one, before the end
     stopped = {int(s) for s in re.findall(r"preempted: checkpoint-(\d+) saved", log)}
     assert len(stopped) == 1 and 1 <= min(stopped) < SMOKE_STEPS, log[-3000:]
-    assert (job["out"] / f"checkpoint-{min(stopped)}" / "trainer_state.json").is_file()
+    assert checkpoints.is_complete(job["out"] / f"checkpoint-{min(stopped)}")
     assert f"requeueing job {job['job_id']}" in log and "start (restart 1)" in log
     # every optimizer step ran (and was logged, by each node's main process) once over the runs
     assert log.count("{'loss':") == SMOKE_STEPS * nodes
