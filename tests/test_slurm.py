@@ -107,7 +107,7 @@ def _requeued(cluster: SlurmCluster, job: dict) -> bool:
     return int(cluster.job(job["job_id"]).get("Restarts", 0)) >= 1
 
 
-def _wait(ready, what: str, cluster: SlurmCluster, job: dict, timeout: float = 240) -> None:
+def _wait(ready, what: str, cluster: SlurmCluster, job: dict, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         state = cluster.job(job["job_id"])["JobState"]
