@@ -139,7 +139,9 @@ a2d_launch() { # MODULE RECIPE-FLAGS... -- USER-FLAGS...: check, convert, run on
     nodes=$(scontrol show hostnames "${SLURM_JOB_NODELIST:-}" 2>/dev/null) || nodes=""
     [ -n "$nodes" ] || nodes=$(hostname)
     first=${nodes%%$'\n'*}
-    addr=$(scontrol show node -o "$first" 2>/dev/null | grep -o 'NodeAddr=[^ ]*') || addr=""
+    addr=""
+    [ -n "${SLURM_JOB_NODELIST:-}" ] &&
+        addr=$(scontrol show node -o "$first" 2>/dev/null | grep -o 'NodeAddr=[^ ]*')
     addr=${addr#NodeAddr=}
     addr=${addr:-$first}
     # accelerate passes no c10d endpoint to torchrun when the config says same_network: name it
