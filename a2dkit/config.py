@@ -7,12 +7,12 @@ References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; dLLM ``MDLMConfig``/`
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import TrainingArguments
 
+from a2dkit import checkpoints
 from a2dkit.losses import LOSS_WEIGHT_TYPES, NORM_TYPES
 from a2dkit.modeling import MASKABLE_ATTENTION
 from a2dkit.schedules import SCHEDULES
@@ -29,8 +29,8 @@ __all__ = [
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 # --resume_from_checkpoint values meaning "the latest complete checkpoint-N in output_dir"
-RESUME_LATEST = ("auto", "latest", "True", "true")
-_NO_RESUME = (None, False, "", "none", "None", "False", "false")
+RESUME_LATEST = checkpoints.RESUME_LATEST
+_NO_RESUME = checkpoints.NO_RESUME
 
 
 def _check_choice(name: str, value: object, valid: tuple) -> None:
@@ -97,6 +97,9 @@ class MDLMConfig(TrainingArguments):
     antithetic_t: bool = field(default=False, metadata={"help": "stratified t within a batch"})
     learning_rate: float = 1e-4
     logging_steps: float = 10
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "delete the checkpoints of a run output_dir holds first"}
+    )
     save_only_model: bool = False  # checkpoints keep optimizer + RNG state: resume is exact
     # keep every batch column: the trainer reads input_ids/labels/attention_mask itself
     remove_unused_columns: bool = False
@@ -110,6 +113,11 @@ class MDLMConfig(TrainingArguments):
         _check_choice("loss_norm_type", self.loss_norm_type, NORM_TYPES)
         _check_choice("alpha_schedule", self.alpha_schedule, tuple(SCHEDULES))
         _check_resume_value(self.resume_from_checkpoint)
+        if self.max_steps <= 0 and not self.num_train_epochs > 0:  # also catches nan
+            raise ValueError(
+                f"num_train_epochs={self.num_train_epochs} and max_steps={self.max_steps}: nothing "
+                "to train; set --num_train_epochs > 0 or --max_steps > 0"
+            )
         super().__post_init__()
 
 
@@ -137,32 +145,10 @@ def _check_resume_value(value: str | bool | None) -> None:
         )
 
 
-def _is_complete(checkpoint: Path) -> bool:
-    """A checkpoint whose save finished (HF writes trainer_state.json last)."""
-    return checkpoint.is_dir() and (checkpoint / "trainer_state.json").is_file()
-
-
 def resolve_resume_checkpoint(output_dir: str | Path, value: str | bool | None) -> str | None:
     """Turn ``--resume_from_checkpoint`` into a checkpoint path, or None (start from scratch).
 
-    Args:
-        output_dir: the run's output directory (searched for ``checkpoint-<step>``).
-        value: None / "" / "none" -> None; "auto" (also "latest", True) -> the complete
-            ``checkpoint-<step>`` with the largest step (``checkpoint-final`` and checkpoints
-            without ``trainer_state.json``, e.g. cut off mid-save, are skipped), None if there is
-            none yet; anything else must be an existing directory and is returned as is.
-
-    Returns:
-        The checkpoint directory as a str, or None.
+    See :func:`a2dkit.checkpoints.resolve_resume_checkpoint`: "auto" picks the newest *complete*
+    ``checkpoint-<step>`` (its completion marker written last) and names those it skipped.
     """
-    if value in _NO_RESUME:
-        return None
-    if value is not True and value not in RESUME_LATEST:
-        _check_resume_value(value)
-        return str(value)
-    steps = [
-        (int(m.group(1)), path)
-        for path in Path(output_dir).glob("checkpoint-*")
-        if (m := re.fullmatch(r"checkpoint-(\d+)", path.name)) and _is_complete(path)
-    ]
-    return str(max(steps)[1]) if steps else None
+    return checkpoints.resolve_resume_checkpoint(output_dir, value)

@@ -382,7 +382,8 @@ def load_diffusion_model(cfg: ScaleConfig, algo: Algo, *, sft: bool = False):
 
 def _training_code_digest() -> str:
     """sha256 of the modules a training run depends on (a cached run is stale when they change)."""
-    names = ("cli/train", "trainers", "losses", "masking", "preprocess", "data", "synthetic")
+    names = ("cli/train", "trainers", "resumable", "checkpoints", "losses", "masking")
+    names += ("preprocess", "data", "synthetic")
     root = Path(__file__).parent
     return hashlib.sha256(b"".join((root / f"{n}.py").read_bytes() for n in names)).hexdigest()
 

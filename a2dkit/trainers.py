@@ -7,19 +7,15 @@ References: MDLM arXiv 2406.07524 (§3, NELBO); BD3LM arXiv 2503.09573 (§3.2, v
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from transformers import Trainer, TrainerCallback
 
 from a2dkit import attention, losses, masking
 from a2dkit.config import BD3LMConfig, MDLMConfig
 from a2dkit.modeling import check_attention_implementation
+from a2dkit.resumable import STOP_FILE_ENV, PreemptionCallback, ResumableTrainerMixin
 from a2dkit.schedules import Schedule, make_schedule
 
 __all__ = [
@@ -28,10 +24,10 @@ __all__ = [
     "MDLMTrainer",
     "BD3LMTrainer",
     "PreemptionCallback",
+    "STOP_FILE_ENV",
 ]
 
 IGNORE_INDEX = -100
-STOP_FILE_ENV = "A2DKIT_STOP_FILE"  # PreemptionCallback stops once this file exists
 
 
 def maskable_positions(labels: torch.Tensor, right_shift_logits: bool = False) -> torch.Tensor:
@@ -52,13 +48,14 @@ def maskable_positions(labels: torch.Tensor, right_shift_logits: bool = False) -
     return maskable
 
 
-class MDLMTrainer(Trainer):
+class MDLMTrainer(ResumableTrainerMixin, Trainer):
     """``transformers.Trainer`` whose loss is the MDLM NELBO; ``args`` must be an ``MDLMConfig``.
 
     Gradient accumulation and data parallelism do not change the update: the loss of every
     micro-batch is divided by the denominator of the whole optimizer step (summed over micro-batches
     and, with ``average_tokens_across_devices``, over ranks), so the micro-batch losses add up to
-    the full-batch loss. Noise comes from the torch RNG, which checkpoints save and resume restores.
+    the full-batch loss. Noise comes from the torch RNG, which checkpoints save and resume restores;
+    checkpoints are marked complete when whole, and resume is exact (``ResumableTrainerMixin``).
 
     Args:
         schedule: alpha(t); default ``make_schedule(args.alpha_schedule)``.
@@ -236,58 +233,3 @@ class _PerRankNoise(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if args.world_size > 1:
             torch.manual_seed(args.seed + args.process_index)
-
-
-class PreemptionCallback(TrainerCallback):
-    """On SIGUSR1/SIGTERM (Slurm's warning signal), or once ``stop_file`` exists: save at the end
-    of this step, then stop.
-
-    No optimizer step is lost: the checkpoint holds the state after the step that was running.
-    With several ranks the flag is all-reduced, so every rank saves and stops at the same step.
-    ``preempted`` tells the caller (e.g. to exit with a "requeue me" code). The stop file (default
-    ``$A2DKIT_STOP_FILE``) is how slurm/_launch.sh passes Slurm's warning to every rank: unlike a
-    signal it cannot arrive too early, before the handlers are installed.
-    """
-
-    def __init__(
-        self,
-        signals: tuple[int, ...] = (signal.SIGUSR1, signal.SIGTERM),
-        stop_file: str | os.PathLike | None = None,
-    ) -> None:
-        self.signals = tuple(signals)
-        stop_file = os.environ.get(STOP_FILE_ENV) if stop_file is None else stop_file
-        self.stop_file = Path(stop_file) if stop_file else None
-        self.received: int | None = None  # the signal this process got
-        self.preempted = False  # any rank got one: this run stopped early
-        self._previous: dict[int, Any] = {}
-
-    def _requested(self) -> bool:
-        return self.received is not None or bool(self.stop_file and self.stop_file.exists())
-
-    def _handler(self, signum, frame) -> None:
-        self.received = signum
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if threading.current_thread() is threading.main_thread():  # signals need the main thread
-            self._previous = {sig: signal.signal(sig, self._handler) for sig in self.signals}
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if _any_rank(self._requested(), args.device):
-            self.preempted = True
-            control.should_save = True
-            control.should_training_stop = True
-        return control
-
-    def on_train_end(self, args, state, control, **kwargs):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
-
-
-def _any_rank(flag: bool, device: torch.device) -> bool:
-    """True if ``flag`` is True on any process of the default process group."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return flag
-    value = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())

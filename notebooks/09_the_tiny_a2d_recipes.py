@@ -65,7 +65,7 @@ import matplotlib.pyplot as plt
 from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from a2dkit import config, convert, data, scales, synthetic, trainers, viz
+from a2dkit import checkpoints, config, convert, data, scales, synthetic, trainers, viz
 from a2dkit.cli.bd3lm import sft as bd3lm_sft
 from a2dkit.cli.train import PREEMPTED_EXIT_CODE
 from a2dkit.samplers import BD3LMSampler
@@ -239,15 +239,16 @@ assert variants["Coder"].global_batch_size == 12 * 2 * 64 == 1536
 viz.show_source(trainers.PreemptionCallback)
 
 # %% [markdown]
-# `auto` means the newest **complete** checkpoint: the trainer writes `trainer_state.json`
-# last, so a checkpoint cut off mid-save is skipped. By hand: steps 4 (complete) and 8 (cut off)
-# resume from 4.
+# `auto` means the newest **complete** checkpoint: once every rank wrote its files, the trainer
+# writes a marker (`a2dkit_checkpoint.json`, each file's size) last, so a checkpoint cut off
+# mid-save is skipped. By hand: steps 4 (marked) and 8 (cut off, no marker) resume from 4.
 
 # %%
 with tempfile.TemporaryDirectory() as tmp:
     for step in (4, 8):
         (Path(tmp) / f"checkpoint-{step}").mkdir()
-    (Path(tmp) / "checkpoint-4" / "trainer_state.json").write_text("{}")
+        (Path(tmp) / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    checkpoints.mark_complete(Path(tmp) / "checkpoint-4")
     latest = config.resolve_resume_checkpoint(tmp, "auto")
     print(Path(latest).name)
 assert Path(latest).name == "checkpoint-4"

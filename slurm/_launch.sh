@@ -133,15 +133,23 @@ a2d_launch() { # MODULE RECIPE-FLAGS... -- USER-FLAGS...: check, convert, run on
     local -a args=(--resume_from_checkpoint auto "${recipe[@]}" ${TRAIN_ARGS:-} "${user[@]}")
     "$PYTHON" "$A2D_ROOT/slurm/check_recipe.py" --algo "$ALGO" --model "$MODEL" \
         --converted "$CONVERTED" -- "${args[@]}" || a2d_die "the recipe check failed (see above)"
-    # the first host of the allocation is the rendezvous point (outside Slurm: this host)
+    # the first host of the allocation is the rendezvous point (outside Slurm: this host), at
+    # the address Slurm itself reaches it by (NodeAddr; the host name unless the site sets one)
+    local first addr
     nodes=$(scontrol show hostnames "${SLURM_JOB_NODELIST:-}" 2>/dev/null) || nodes=""
     [ -n "$nodes" ] || nodes=$(hostname)
+    first=${nodes%%$'\n'*}
+    addr=""
+    [ -n "${SLURM_JOB_NODELIST:-}" ] &&
+        addr=$(scontrol show node -o "$first" 2>/dev/null | grep -o 'NodeAddr=[^ ]*')
+    addr=${addr#NodeAddr=}
+    addr=${addr:-$first}
     # accelerate passes no c10d endpoint to torchrun when the config says same_network: name it
     # (torchrun reads PET_*), or every node would meet only itself, at localhost:29400
-    export PET_RDZV_ENDPOINT="${nodes%%$'\n'*}:$MAIN_PORT"
+    export PET_RDZV_ENDPOINT="$addr:$MAIN_PORT"
     # shellcheck disable=SC2206  # LAUNCH_ARGS: extra `accelerate launch` flags, split on spaces
     local -a launch=(--config_file "$config" --num_machines "$NUM_NODES"
-        --num_processes "$WORLD_SIZE" --main_process_ip "${nodes%%$'\n'*}"
+        --num_processes "$WORLD_SIZE" --main_process_ip "$addr"
         --main_process_port "$MAIN_PORT" --rdzv_backend c10d ${LAUNCH_ARGS:-}
         -m "$module" "${args[@]}")
     a2d_log "$NUM_NODES node(s) x $GPUS_PER_NODE processes: PET_RDZV_ENDPOINT=$PET_RDZV_ENDPOINT" \
@@ -172,7 +180,9 @@ a2d_run() { # LAUNCH-FLAGS...: convert, srun one task per node, requeue if Slurm
         rc=$?
         kill -0 "$pid" 2>/dev/null || break
     done
-    if [ -n "${A2D_PREEMPTED:-}" ] && [ ! -f "$OUTPUT_DIR/checkpoint-final/config.json" ]; then
+    # finished = a complete checkpoint-final (its marker and every file whole), as the trainer decides
+    if [ -n "${A2D_PREEMPTED:-}" ] &&
+        ! "$PYTHON" -m a2dkit.checkpoints is-complete "$OUTPUT_DIR/checkpoint-final" 2>/dev/null; then
         ((restarts < MAX_REQUEUES)) || a2d_die "preempted $restarts times (MAX_REQUEUES)"
         a2d_log "requeueing job $SLURM_JOB_ID: it resumes from the latest checkpoint"
         scontrol requeue "$SLURM_JOB_ID" && exit 0

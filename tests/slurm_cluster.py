@@ -1,6 +1,7 @@
-"""A throwaway single-node Slurm cluster (munged + slurmctld + slurmd) for tests/test_slurm.py.
+"""A throwaway Slurm cluster (munged + slurmctld + one slurmd per node) for tests/test_slurm.py.
 
-Debian's packages run as root without systemd: ``NodeName=localhost`` with ``slurmd -N localhost``,
+Debian's packages run as root without systemd: nodes ``n1..nN``, each ``slurmd -N nK`` on its own
+port of this host (multiple-slurmd mode, ``NodeHostname=localhost``, ``NodeAddr=127.0.0.1``),
 ``proctrack/linuxproc``, ``task/none``, no cgroups, no slurmdbd (job state from ``scontrol``).
 Every file lives under one prefix selected with ``SLURM_CONF``; ``stop`` ends only the daemons that
 ``start`` launched, by PID. References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573.
@@ -31,18 +32,17 @@ SLURM_CONF = """\
 ClusterName=a2dkit-test
 SlurmctldHost=localhost
 SlurmctldPort={ctld_port}
-SlurmdPort={slurmd_port}
 AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket={prefix}/munge/munge.socket,cred_expire={cred_expire}
 SlurmUser={user}
 SlurmdUser=root
 StateSaveLocation={prefix}/state
-SlurmdSpoolDir={prefix}/spool
+SlurmdSpoolDir={prefix}/spool/{node}
 SlurmctldPidFile={prefix}/slurmctld.pid
-SlurmdPidFile={prefix}/slurmd.pid
+SlurmdPidFile={prefix}/slurmd-{node}.pid
 SlurmctldLogFile={prefix}/log/slurmctld.log
-SlurmdLogFile={prefix}/log/slurmd.log
+SlurmdLogFile={prefix}/log/slurmd-{node}.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -56,9 +56,18 @@ SlurmdParameters=config_overrides
 ReturnToService=2
 MinJobAge=3600
 KillWait=30
-NodeName=localhost CPUs={cpus} RealMemory=1 State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+{node_lines}
+PartitionName=debug Nodes={node_names} Default=YES MaxTime=INFINITE State=UP
 """
+# one slurmd per node, all on this host, each with its own port; Debian's build lacks
+# --enable-multiple-slurmd (no %n in paths: a second slurmd kills the first through the shared
+# pid file), so each slurmd reads its own copy of slurm.conf with its own pid file, spool and log
+# (slurmctld logs a config-hash mismatch for them, nothing more). NodeAddr 127.0.0.1 is where
+# slurmctld and srun reach a node, and where the jobs' rendezvous listens.
+NODE_LINE = (
+    "NodeName={name} NodeHostname=localhost NodeAddr=127.0.0.1 Port={port} CPUs={cpus} "
+    "RealMemory=1 State=UNKNOWN"
+)
 
 
 def missing_binaries() -> list[str]:
@@ -86,13 +95,19 @@ class SlurmCluster:
         prefix: the folder for every file of the cluster (config, state, logs, munge socket).
         cpus: CPUs the node advertises (``config_overrides``: more than it has is fine).
         cred_expire: seconds before a requeued job may start again (Slurm's default is 120).
+        nodes: how many nodes (slurmd daemons), named n1..nN.
     """
 
     def __init__(
-        self, prefix: str | os.PathLike, cpus: int | None = None, cred_expire: int = 10
+        self,
+        prefix: str | os.PathLike,
+        cpus: int | None = None,
+        cred_expire: int = 10,
+        nodes: int = 1,
     ) -> None:
         self.prefix = Path(prefix).resolve()
         self.cpus = cpus or os.cpu_count() or 1
+        self.nodes = [f"n{k}" for k in range(1, nodes + 1)]
         # a requeued job may start again only once its old credential expires (default 120 s)
         self.cred_expire = cred_expire
         self.conf = self.prefix / "slurm.conf"
@@ -101,18 +116,23 @@ class SlurmCluster:
         self.env["PATH"] = f"{self.env.get('PATH', '')}:/usr/sbin:/sbin"
 
     def _write_files(self) -> None:
-        for sub in ("munge", "state", "spool", "log"):
+        for sub in ("munge", "state", "log", *(f"spool/{n}" for n in self.nodes)):
             (self.prefix / sub).mkdir(parents=True, exist_ok=True)
         (self.prefix / "munge").chmod(0o755)  # clients must reach the socket
         key = self.prefix / "munge" / "munge.key"
         key.write_bytes(os.urandom(128))
         key.chmod(0o600)
         user = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
-        ports = dict(ctld_port=free_port(), slurmd_port=free_port())
-        text = SLURM_CONF.format(
-            prefix=self.prefix, user=user, cpus=self.cpus, cred_expire=self.cred_expire, **ports
-        )
-        self.conf.write_text(text)
+        lines = [NODE_LINE.format(name=n, port=free_port(), cpus=self.cpus) for n in self.nodes]
+        fields = dict(prefix=self.prefix, user=user, cred_expire=self.cred_expire)
+        fields |= dict(ctld_port=free_port(), node_lines="\n".join(lines))
+        fields |= dict(node_names=",".join(self.nodes))
+        self.conf.write_text(SLURM_CONF.format(node="ctld", **fields))
+        for node in self.nodes:
+            self._node_conf(node).write_text(SLURM_CONF.format(node=node, **fields))
+
+    def _node_conf(self, node: str) -> Path:
+        return self.prefix / f"slurm-{node}.conf"
 
     def _spawn(self, name: str, *cmd: str) -> None:
         log = open(self.prefix / "log" / f"{name}.out", "w")  # noqa: SIM115 (kept by the child)
@@ -142,12 +162,15 @@ class SlurmCluster:
         )  # fmt: skip
         self._wait_for(lambda: (m / "munge.socket").exists(), timeout, "munged's socket")
         self._spawn("slurmctld", "slurmctld", "-D", "-i")
-        self._spawn("slurmd", "slurmd", "-D", "-N", "localhost")
-        self._wait_for(self._node_idle, timeout, "the node to become idle")
+        for node in self.nodes:
+            self._spawn(
+                f"slurmd-{node}", "slurmd", "-D", "-f", str(self._node_conf(node)), "-N", node
+            )
+        self._wait_for(self._nodes_idle, timeout, "the nodes to become idle")
 
-    def _node_idle(self) -> bool:
-        out = self.run("sinfo", "-h", "-n", "localhost", "-o", "%T", check=False)
-        return out.strip() == "idle"
+    def _nodes_idle(self) -> bool:
+        out = self.run("sinfo", "-h", "-N", "-o", "%N %T", check=False).split()
+        return sorted(out[0::2]) == sorted(self.nodes) and set(out[1::2]) == {"idle"}
 
     def _wait_for(self, ready, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -205,7 +228,7 @@ class SlurmCluster:
             deadline = time.monotonic() + 40
             while self.run("squeue", "-h", check=False).strip() and time.monotonic() < deadline:
                 time.sleep(0.5)
-        for name in ("slurmd", "slurmctld", "munged"):
+        for name in (*(f"slurmd-{n}" for n in self.nodes), "slurmctld", "munged"):
             proc = self._procs.pop(name, None)
             if proc is None or proc.poll() is not None:
                 continue

@@ -5,6 +5,7 @@ import json
 import pytest
 from transformers import HfArgumentParser
 
+from a2dkit import checkpoints
 from a2dkit.config import (
     BD3LMConfig,
     DataArguments,
@@ -98,6 +99,7 @@ def _checkpoint(root, step: int, complete: bool = True):
     path.mkdir()
     if complete:
         (path / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        checkpoints.mark_complete(path)  # the trainer's completion marker, written last
     return path
 
 
@@ -106,7 +108,7 @@ def test_resume_auto_picks_the_latest_complete_checkpoint(tmp_path):
     assert resolve_resume_checkpoint(tmp_path, "auto") is None
     for step in (5, 20, 100):  # numeric order, not lexicographic ("100" < "20" as strings)
         _checkpoint(tmp_path, step)
-    _checkpoint(tmp_path, 200, complete=False)  # cut off mid-save: no trainer_state.json
+    _checkpoint(tmp_path, 200, complete=False)  # cut off mid-save: no marker
     (tmp_path / "checkpoint-final").mkdir()
     for value in ("auto", "latest", True):
         assert resolve_resume_checkpoint(tmp_path, value) == str(tmp_path / "checkpoint-100")

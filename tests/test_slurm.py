@@ -27,13 +27,17 @@ from slurm_cluster import INSTALL_HINT, SlurmCluster, missing_binaries
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 import a2dkit  # noqa: F401  (registers the a2d-* model types)
-from a2dkit import convert, scales, tiny
+from a2dkit import checkpoints, convert, scales, tiny
 from a2dkit.trainers import STOP_FILE_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_STEPS = 8  # --max_steps of slurm/smoke.env
-# one job per recipe, and a BD3LM job that is preempted once (same recipe as "bd3lm")
-JOBS = ("mdlm", "bd3lm", "preempted")
+# one job per recipe, and a BD3LM job that is preempted once (same recipe as "bd3lm"); then the
+# BD3LM recipe at a global batch of 4 on 2 nodes x 2 processes (once uninterrupted, once
+# preempted) and on 1 node x 4 processes: {name: (nodes, processes per node, per-process batch)}
+JOBS = {"mdlm": (1, 2, 2), "bd3lm": (1, 2, 2), "preempted": (1, 2, 2)}
+JOBS |= {"two-nodes": (2, 2, 1), "two-nodes-preempted": (2, 2, 1), "four-processes": (1, 4, 1)}
+PREEMPTED = ("preempted", "two-nodes-preempted")
 
 
 def _recipe(name: str) -> str:
@@ -60,7 +64,8 @@ def cluster(tmp_path_factory):
         pytest.fail(f"Slurm is not installed (missing {missing}): {INSTALL_HINT}", pytrace=False)
     if os.geteuid() != 0:
         pytest.fail("the test cluster's slurmd must run as root (it starts jobs)", pytrace=False)
-    slurm = SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=4)
+    # 8 CPUs a node (more than it has: config_overrides) so that all six jobs run at once
+    slurm = SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=8, nodes=2)
     slurm.start()
     yield slurm
     slurm.stop()
@@ -71,17 +76,19 @@ def jobs(cluster, tiny_ar, tmp_path_factory):
     """Submit the three smoke jobs at once; a thread preempts one. Returns {name: info}."""
     root = tmp_path_factory.mktemp("runs")
     info = {}
-    for name in JOBS:
+    for name, (nodes, processes, batch) in JOBS.items():
         env = dict(A2DKIT_SCALE="smoke", MODEL=str(tiny_ar), CONVERTED=str(root / "a2d"))
         env |= dict(OUTPUT_DIR=str(root / name), PYTHON=sys.executable, OMP_NUM_THREADS="1")
+        env |= dict(GPUS_PER_NODE=str(processes), PER_DEVICE_BATCH=str(batch))
         log = root / f"{name}.log"
-        # the recipes ask for 8 GPU nodes, exclusive: one CPU node, shared by the test's jobs
-        flags = ("--nodes=1", "--gres=none", "--exclusive=user", f"--output={log}")
+        # the recipes ask for 8 GPU nodes, exclusive: CPU nodes, shared by the test's jobs
+        flags = (f"--nodes={nodes}", "--gres=none", "--exclusive=user", f"--output={log}")
         job_id = cluster.sbatch(*flags, _recipe(name), env=env, cwd=str(REPO))
         info[name] = dict(job_id=job_id, out=root / name, log=log, errors=[])
-    thread = threading.Thread(target=_preempt_once, args=(cluster, info["preempted"]), daemon=True)
-    thread.start()
-    info["preempted"]["thread"] = thread
+    for name in PREEMPTED:
+        thread = threading.Thread(target=_preempt_once, args=(cluster, info[name]), daemon=True)
+        thread.start()
+        info[name]["thread"] = thread
     return info
 
 
@@ -100,7 +107,7 @@ def _requeued(cluster: SlurmCluster, job: dict) -> bool:
     return int(cluster.job(job["job_id"]).get("Restarts", 0)) >= 1
 
 
-def _wait(ready, what: str, cluster: SlurmCluster, job: dict, timeout: float = 240) -> None:
+def _wait(ready, what: str, cluster: SlurmCluster, job: dict, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         state = cluster.job(job["job_id"])["JobState"]
@@ -114,7 +121,7 @@ def _read(path: Path) -> str:
 
 
 def _finished(cluster: SlurmCluster, job: dict) -> dict:
-    state = cluster.wait(job["job_id"], timeout=300)
+    state = cluster.wait(job["job_id"], timeout=600)
     if "thread" in job:
         job["thread"].join(timeout=60)
     assert not job["errors"], job["errors"]
@@ -127,7 +134,7 @@ def _global_step(checkpoint: Path) -> int:
 
 
 def test_the_cluster_accepts_both_recipes(cluster, jobs):
-    for name in JOBS:
+    for name in ("mdlm", "bd3lm", "preempted"):
         state = cluster.job(jobs[name]["job_id"])
         assert state["JobName"] == f"tiny-a2d-{'mdlm' if name == 'mdlm' else 'bd3lm'}"
         assert state["Requeue"] == "1"  # --requeue from the script's #SBATCH block
@@ -284,8 +291,13 @@ def test_smoke_recipe_completes_and_its_final_model_loads(cluster, jobs, name):
     assert rng == ["rng_state_0.pth", "rng_state_1.pth"]
 
 
-def test_a_preempted_job_requeues_and_resumes_without_losing_a_step(cluster, jobs):
-    job, reference = jobs["preempted"], jobs["bd3lm"]
+@pytest.mark.parametrize(
+    "name, reference, nodes", [("preempted", "bd3lm", 1), ("two-nodes-preempted", "two-nodes", 2)]
+)
+def test_a_preempted_job_requeues_and_resumes_without_losing_a_step(
+    cluster, jobs, name, reference, nodes
+):
+    job, reference = jobs[name], jobs[reference]
     state = _finished(cluster, job)
     _finished(cluster, reference)
     log = _read(job["log"])
@@ -293,10 +305,10 @@ def test_a_preempted_job_requeues_and_resumes_without_losing_a_step(cluster, job
     # every rank reports the step it stopped at: the same one, before the end
     stopped = {int(s) for s in re.findall(r"preempted: checkpoint-(\d+) saved", log)}
     assert len(stopped) == 1 and 1 <= min(stopped) < SMOKE_STEPS, log[-3000:]
-    assert (job["out"] / f"checkpoint-{min(stopped)}" / "trainer_state.json").is_file()
+    assert checkpoints.is_complete(job["out"] / f"checkpoint-{min(stopped)}")
     assert f"requeueing job {job['job_id']}" in log and "start (restart 1)" in log
-    # every optimizer step ran (and was logged) exactly once over the two runs
-    assert log.count("{'loss':") == SMOKE_STEPS
+    # every optimizer step ran (and was logged, by each node's main process) once over the runs
+    assert log.count("{'loss':") == SMOKE_STEPS * nodes
     final, ref_final = job["out"] / "checkpoint-final", reference["out"] / "checkpoint-final"
     assert _global_step(final) == _global_step(ref_final) == SMOKE_STEPS
     resumed = load_file(final / "model.safetensors")
@@ -306,3 +318,23 @@ def test_a_preempted_job_requeues_and_resumes_without_losing_a_step(cluster, job
         torch.testing.assert_close(resumed[key], value, rtol=1e-5, atol=1e-6, msg=key)
     start = load_file(job["out"].parent / "a2d" / "model.safetensors")  # CONVERTED
     assert any(not torch.equal(start[k], v) for k, v in uninterrupted.items())  # it trained
+
+
+def test_two_nodes_of_two_processes_equal_one_node_of_four(cluster, jobs):
+    """The real multi-node path (srun per node, c10d rendezvous at the first node, gloo across
+    nodes) trains the same weights as one node with the same 4 ranks and global batch."""
+    two, four = jobs["two-nodes"], jobs["four-processes"]
+    state = _finished(cluster, two)
+    _finished(cluster, four)
+    assert state["NumNodes"] == "2" and state["NodeList"] == "n[1-2]"
+    assert "2 node(s) x 2 processes" in _read(two["log"])
+    for job in (two, four):  # 4 ranks each saved their RNG state
+        rng = sorted(p.name for p in (job["out"] / "checkpoint-4").glob("rng_state*"))
+        assert rng == [f"rng_state_{k}.pth" for k in range(4)], rng
+    a = load_file(two["out"] / "checkpoint-final" / "model.safetensors")
+    b = load_file(four["out"] / "checkpoint-final" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key, value in b.items():
+        torch.testing.assert_close(a[key], value, rtol=1e-5, atol=1e-6, msg=key)
+    ref = load_file(jobs["bd3lm"]["out"] / "checkpoint-final" / "model.safetensors")
+    assert any(not torch.equal(ref[k], v) for k, v in b.items())  # 2 ranks: other noise streams

@@ -3,14 +3,16 @@
 import copy
 import os
 import signal
+import subprocess
 
 import pytest
 import torch
 from conftest import make_tiny_ar
 from datasets import Dataset
-from transformers import TrainerCallback, TrainingArguments
+from safetensors.torch import load_file
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from a2dkit import convert, corpus, losses, masking, preprocess
+from a2dkit import checkpoints, convert, corpus, losses, masking, preprocess
 from a2dkit.config import BD3LMConfig, MDLMConfig, resolve_resume_checkpoint
 from a2dkit.trainers import BD3LMTrainer, MDLMTrainer, PreemptionCallback, maskable_positions
 
@@ -278,3 +280,124 @@ def test_bd3lm_trainer_refuses_flash_attention(a2d, tmp_path):
     model.config._attn_implementation = "flash_attention_2"
     with pytest.raises(ValueError, match="flash_attention_2.*causal-only"):
         _trainer(model, tok, _args(tmp_path, BD3LMConfig, block_size=4), BD3LMTrainer)
+
+
+# -------------------------------------------------------- complete checkpoints, exact resume
+def _saving_args(out, **kw):
+    """4 steps of 3 rows (8 rows: 3 steps an epoch, so the end falls mid-epoch), saved every 2;
+    a constant learning rate, so a step past the end would change the weights."""
+    base = dict(save_strategy="steps", save_steps=2, per_device_train_batch_size=3)
+    base |= dict(lr_scheduler_type="constant")
+    return _args(out, **{**base, **kw})
+
+
+@pytest.fixture
+def saved_run(a2d, tmp_path):
+    """A 4-step run saved at steps 2 and 4; returns (model, tokenizer, start weights, out dir)."""
+    model, tok = a2d
+    start = copy.deepcopy(model)
+    _trainer(model, tok, _saving_args(tmp_path / "run")).train()
+    return model, tok, start, tmp_path / "run"
+
+
+def _cut_in_half(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _damages(checkpoint):
+    """(name, damage) for every file: removed, cut to half, or (JSON) same-size garbage."""
+    for path in sorted(p for p in checkpoint.iterdir() if p.is_file()):
+        yield f"{path.name} removed", path, lambda p: p.unlink()
+        yield (
+            f"{path.name} cut",
+            path,
+            lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+        )
+        if path.suffix == ".json":
+            yield f"{path.name} garbage", path, lambda p: p.write_bytes(b"{" * p.stat().st_size)
+
+
+def test_a_save_cut_off_at_any_file_is_skipped_and_resume_is_exact(saved_run):
+    model, tok, start, out = saved_run
+    assert resolve_resume_checkpoint(out, "auto") == str(out / "checkpoint-4")  # control
+    last, tried = out / "checkpoint-4", 0
+    for name, path, damage in _damages(last):
+        whole = path.read_bytes()
+        damage(path)
+        logged = []
+        assert checkpoints.resolve_resume_checkpoint(out, "auto", logged.append) == str(
+            out / "checkpoint-2"
+        ), name
+        assert "skipping incomplete checkpoint" in logged[0] and str(last) in logged[0], name
+        path.write_bytes(whole)
+        tried += 1
+    assert tried >= 3 * 8  # model, optimizer, scheduler, RNG, states, marker ...
+    (last / "trainer_state.json").write_bytes(b"")  # the issue's 0-byte trainer state
+    resumed = copy.deepcopy(start)
+    resume = resolve_resume_checkpoint(out, "auto")
+    _trainer(resumed, tok, _saving_args(out)).train(resume_from_checkpoint=resume)
+    assert torch.equal(_flat(resumed), _flat(model)) and checkpoints.is_complete(last)
+
+
+def test_a_full_disk_during_a_save_loses_nothing(a2d, tmp_path, saved_run):
+    """A real tmpfs sized to hold one checkpoint: the second save fails, resume falls back."""
+    model, tok, start, reference = saved_run
+    if os.geteuid() != 0:
+        pytest.fail("mounting the small tmpfs needs root (as the Slurm tests)", pytrace=False)
+    size = sum(p.stat().st_size for p in (reference / "checkpoint-2").rglob("*"))
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size * 3 // 2}", "tmpfs", disk], check=True
+    )
+    try:
+        with pytest.raises(Exception):  # noqa: B017 (ENOSPC surfaces as OSError or SafetensorError)
+            _trainer(copy.deepcopy(start), tok, _saving_args(disk / "run")).train()
+        assert not checkpoints.is_complete(disk / "run" / "checkpoint-4")
+        resume = resolve_resume_checkpoint(disk / "run", "auto")
+        assert resume == str(disk / "run" / "checkpoint-2")
+        subprocess.run(["mount", "-o", f"remount,size={size * 4}", disk], check=True)  # freed
+        resumed = copy.deepcopy(start)
+        _trainer(resumed, tok, _saving_args(disk / "run")).train(resume_from_checkpoint=resume)
+    finally:
+        subprocess.run(["umount", "-l", disk], check=False)
+    assert torch.equal(_flat(resumed), _flat(model))
+
+
+class _HFResume(MDLMTrainer):
+    """HF's own epoch loop (no a2dkit end-of-run check): the negative control."""
+
+    def _run_epoch(self, *args, **kwargs):
+        if getattr(self, "_a2d_resume", None):
+            self._a2d_resume = None
+        return Trainer._run_epoch(self, *args, **kwargs)
+
+
+@pytest.mark.parametrize("cls, extra_steps", [(MDLMTrainer, 0), (_HFResume, 1)])
+def test_resuming_at_the_last_step_trains_no_extra_step(saved_run, cls, extra_steps):
+    model, tok, _, out = saved_run
+    end = load_file(out / "checkpoint-4" / "model.safetensors")
+    args = _saving_args(out, save_strategy="no")
+    resumed = _trainer(copy.deepcopy(model), tok, args, cls)
+    resumed.train(resume_from_checkpoint=str(out / "checkpoint-4"))
+    assert resumed.state.global_step == 4 + extra_steps
+    state = resumed.model.state_dict()
+    equal = [torch.equal(state[k], v) for k, v in end.items()]
+    assert all(equal) if extra_steps == 0 else not all(equal)
+
+
+def test_the_loss_log_of_a_stopped_and_resumed_run_equals_the_uninterrupted_one(a2d, tmp_path):
+    model, tok = a2d
+    kw = dict(max_steps=6, logging_steps=3, save_strategy="steps", save_steps=100)
+    straight = _trainer(copy.deepcopy(model), tok, _args(tmp_path / "a", **kw))
+    straight.train()
+    first = _trainer(copy.deepcopy(model), tok, _args(tmp_path / "b", **kw),
+                     callbacks=[_SignalAt(2), PreemptionCallback()])  # fmt: skip
+    first.train()  # stopped at step 2, inside the logging window (0, 3]
+    resumed = _trainer(copy.deepcopy(model), tok, _args(tmp_path / "b", **kw))
+    resumed.train(resume_from_checkpoint=str(tmp_path / "b" / "checkpoint-2"))
+
+    def losses_of(trainer):
+        return [(r["step"], r["loss"]) for r in trainer.state.log_history if "loss" in r]
+
+    assert losses_of(straight) == losses_of(resumed) and len(losses_of(resumed)) == 2

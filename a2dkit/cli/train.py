@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from a2dkit import config, data, loading, preprocess
+from a2dkit import checkpoints, config, data, loading, preprocess
 from a2dkit.cli.errors import run_cli
 from a2dkit.trainers import BD3LMTrainer, MDLMTrainer, PreemptionCallback
 
@@ -88,6 +88,20 @@ def make_collator(kind: str, tokenizer, block_size: int | None) -> preprocess.Di
     return preprocess.DiffusionCollator(tokenizer, **pads)
 
 
+def plan_output_dir(args: config.MDLMConfig) -> tuple[str | None, bool]:
+    """(checkpoint to resume from, finished): refuses to reuse another run's output_dir."""
+    with args.main_process_first(local=False, desc="checking the output dir"):  # main deletes
+        resume, finished = checkpoints.prepare_output_dir(
+            args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir,
+            is_main=args.process_index == 0,
+        )  # fmt: skip
+    done = "a finished run (complete checkpoint-final): nothing to train (--overwrite_output_dir"
+    if finished or resume:
+        print(f"[a2dkit] {args.output_dir} holds {done} True trains it again)" if finished
+              else f"[a2dkit] resuming from {resume}", flush=True)  # fmt: skip
+    return resume, finished
+
+
 def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
     """Train ``algo`` in {mdlm, bd3lm} on ``kind`` in {pt, sft} data; returns the exit code."""
     if algo not in ALGOS or kind not in STAGE_DEFAULTS:
@@ -100,6 +114,9 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
     parser.set_defaults(**CLI_DEFAULTS, **STAGE_DEFAULTS[kind])
     model_args, data_args, args = parser.parse_args_into_dataclasses(argv)
     check_data_args(kind, data_args, args)  # before the model loads
+    resume, finished = plan_output_dir(args)
+    if finished:
+        return 0
     model, tokenizer = load_model(model_args)
     with args.main_process_first(desc="tokenizing the dataset"):
         splits = build_datasets(kind, data_args, args, tokenizer)
@@ -118,15 +135,13 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
         processing_class=tokenizer,
         callbacks=[preemption],
     )
-    trainer.train(config.resolve_resume_checkpoint(args.output_dir, args.resume_from_checkpoint))
+    trainer.train(resume)
     if preemption.preempted:
         trainer.accelerator.wait_for_everyone()  # every rank's share of the checkpoint is on disk
         print(f"[a2dkit] preempted: checkpoint-{trainer.state.global_step} saved", flush=True)
         return PREEMPTED_EXIT_CODE
-    final = Path(args.output_dir) / "checkpoint-final"
-    trainer.save_model(str(final))  # model + tokenizer (processing_class), on the main process
-    if args.should_save:  # the loss curve (log_history) travels with the final model
-        trainer.state.save_to_json(str(final / "trainer_state.json"))
+    # model + tokenizer + the loss curve (log_history), marked complete once whole
+    final = trainer.save_final_model(Path(args.output_dir) / checkpoints.FINAL)
     print(f"[a2dkit] final model: {final}", flush=True)
     return 0
 
