@@ -9,6 +9,8 @@ References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573 (§3.2).
 
 from __future__ import annotations
 
+import json
+
 import torch
 from transformers import PretrainedConfig
 
@@ -46,35 +48,69 @@ TINY_EXTRA = {
     "ffn_hidden_size": 128,
     "n_inner": 128,
     "decoder_sparse_step": 1,
+    "moe_num_experts": 4,
+    "num_kv_shared_layers": 0,
 }
+# MoE counts a default config may leave None (dots1): set, so the experts exist
+TINY_MOE_COUNTS = {"n_routed_experts": 4, "num_experts_per_tok": 2, "n_shared_experts": 1}
 TINY_WINDOW = 4
 # float64 thresholds: a right conversion is exact to rounding, a wrong one is off by O(1e-2)
-EXACT, CHANGED = 1e-9, 1e-6
+# (a few families keep routers or rotary tables in float32: their exact checks land near 1e-7)
+EXACT, CHANGED = 1e-6, 1e-4
 
 
 def tiny_config(config: PretrainedConfig, window: int = TINY_WINDOW) -> PretrainedConfig:
     """A hidden-64, 2-layer config of the same class, keeping its structural options."""
     cls = type(config)
-    values = {k: v for k, v in config.to_dict().items() if k not in ("architectures", "auto_map")}
-    values.pop("model_type", None)
-    values.pop("transformers_version", None)
+    drop = ("architectures", "auto_map", "model_type", "transformers_version")
+    values = {k: v for k, v in config.to_dict().items() if k not in drop}
     amap = getattr(cls, "attribute_map", {})
     for name, value in {**TINY_DIMS, **TINY_EXTRA}.items():
         key = amap.get(name, name)
         if key in values and (name in TINY_DIMS or values[key] is not None):
             values[key] = value
-    for key in ("pad_token_id", "bos_token_id", "eos_token_id"):
+    _tiny_heads(values, amap)
+    for key, small in (("pad_token_id", 0), ("bos_token_id", 1), ("eos_token_id", 2)):
         if isinstance(values.get(key), int) and values[key] >= TINY_DIMS["vocab_size"]:
-            values[key] = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}[key]
+            values[key] = small
         elif isinstance(values.get(key), list):
             values[key] = [2]
-    kinds = values.get("layer_types")
-    if kinds:  # keep one layer of each kind (sliding first, so both are exercised)
-        kept = list(dict.fromkeys(sorted(kinds, key=lambda k: k != families.SLIDING)))[:2]
-        values["layer_types"] = (kept * 2)[:2]
+    if any(values.get(k, 0) is None for k in TINY_MOE_COUNTS):
+        values.update({k: v for k, v in TINY_MOE_COUNTS.items() if k in values})
+    for sub in getattr(cls, "sub_configs", None) or {}:  # nested configs (dbrx attn/ffn)
+        if isinstance(values.get(sub), dict):
+            nested = values[sub]
+            nested.update({k: v for k, v in {**TINY_DIMS, **TINY_EXTRA}.items() if k in nested})
+    _tiny_layer_lists(values, config.num_hidden_layers)
     if families.sliding_window(config) is not None:
         values["sliding_window"] = window
     return cls(**values)
+
+
+def _tiny_heads(values: dict, amap: dict) -> None:
+    """Head dims that other options derive from (MLA latent heads, partial rotary)."""
+    if values.get("qk_rope_head_dim") is not None:  # MLA: the rotary head dim is qk_rope_head_dim
+        values["head_dim"] = values["qk_rope_head_dim"]
+        if "qk_head_dim" in values:
+            values["qk_head_dim"] = values["qk_rope_head_dim"] + values["qk_nope_head_dim"]
+    if values.get("kv_lora_rank") is not None:  # MLA: one latent KV per query head
+        kv_heads = amap.get("num_key_value_heads", "num_key_value_heads")
+        values[kv_heads] = TINY_DIMS["num_attention_heads"]
+    if values.get("rotary_dim") is not None:
+        values["rotary_dim"] = 8
+
+
+def _tiny_layer_lists(values: dict, layers: int) -> None:
+    """Per-layer lists shrink to two layers, one of each kind (sliding first for layer_types)."""
+    if layers == 2:
+        return
+    for key, value in list(values.items()):
+        if not isinstance(value, list) or len(value) != layers:
+            continue
+        keys = [_hashable(v) for v in value]
+        order = sorted(keys, key=lambda k: k != families.SLIDING) if key == "layer_types" else keys
+        kept = list(dict.fromkeys(order))[:2]
+        values[key] = [value[keys.index(k)] for k in (kept * 2)[:2]]
 
 
 def tiny_pair(config: PretrainedConfig, attn: str = "sdpa", seed: int = 0):
@@ -84,9 +120,14 @@ def tiny_pair(config: PretrainedConfig, attn: str = "sdpa", seed: int = 0):
     _, lm_cls = families.source_classes(config.model_type)
     tiny = tiny_config(config)
     tiny._attn_implementation = attn
+    tiny._experts_implementation = "eager"  # grouped_mm kernels have no float64
     torch.manual_seed(seed)
     source = lm_cls(tiny).to(torch.float64).eval()
     return source, to_diffusion_model(source).eval()
+
+
+def _hashable(value):
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
 
 
 def _fwd(model, ids, **kwargs):

@@ -21,6 +21,7 @@ MASK_TOKEN = "<|mask|>"
 # state-dict keys allowed to differ between the source and the A2D model (none today: same classes)
 STATE_DICT_ALLOW_LIST: frozenset[str] = frozenset()
 
+
 class UnsupportedModelError(ValueError):
     """The model cannot be converted; the message names its ``model_type`` and every reason."""
 
@@ -59,6 +60,16 @@ def load_config(model_name_or_path: str | os.PathLike, trust_remote_code: bool =
             f"model_name_or_path={name!r} is not a local checkpoint directory and {where}; "
             "pass a directory holding config.json or a Hub id with network access"
         )
+    config_file = Path(name) / "config.json"
+    if not trust_remote_code and config_file.is_file():
+        import json
+
+        auto_map = json.loads(config_file.read_text()).get("auto_map")
+        if auto_map:
+            raise ValueError(
+                f"model_name_or_path={name!r} declares remote code (auto_map {sorted(auto_map)}); "
+                "a2dkit never runs it unasked: pass --trust_remote_code True after reading it"
+            )
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
@@ -98,11 +109,8 @@ def detect(config_or_path, trust_remote_code: bool = False) -> Verdict:
             "keep every weight bit-identical; check the causal identity gate before saving",
             "run the attention contract (float64) on a tiny random instance of the family first",
         ]
-        if families.sliding_window(config) is not None:
-            verdict.actions.append(
-                f"keep the sliding window ({families.sliding_window(config)} positions) in the "
-                "MDLM, BD3LM training and block-sampling masks"
-            )
+        if families.window_note(config) is not None:
+            verdict.actions.append(families.window_note(config))
     return verdict
 
 
@@ -135,7 +143,7 @@ def check_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
 
 
 def to_diffusion_model(model: PreTrainedModel) -> PreTrainedModel:
-    """The A2D counterpart of an in-memory AR model: same weights, ``model_type`` ``a2d-<family>``."""
+    """The A2D counterpart of an in-memory AR model: same weights, ``model_type`` a2d-<family>."""
     detect(model.config).raise_if_unsupported()
     family = model.config.model_type
     config_cls, lm_cls = families.register(family)
@@ -175,7 +183,13 @@ def contract_gate(config: PretrainedConfig, attn_implementation: str = "sdpa") -
     """
     from a2dkit.contract_generic import first_failure, gate_family
 
-    results = gate_family(config, attns=(attn_implementation,))
+    try:
+        results = gate_family(config, attns=(attn_implementation,))
+    except Exception as err:  # a family that builds but cannot even run the contract
+        raise UnsupportedModelError(
+            f"model_type={config.model_type!r} is refused: {families.CONTRACT}: the contract "
+            f"could not run on a tiny instance ({type(err).__name__}: {err})"
+        ) from err
     failure = first_failure(results)
     if failure is not None:
         raise UnsupportedModelError(
@@ -291,7 +305,9 @@ def convert(
     name = str(model_name_or_path)
     verdict = detect(name, trust_remote_code)
     verdict.raise_if_unsupported()
-    contract = contract_gate(load_config(name, trust_remote_code), attn_implementation)
+    config = load_config(name, trust_remote_code)
+    families.check_attention_support(config.model_type, attn_implementation)
+    contract = contract_gate(config, attn_implementation)
     tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     check_tokenizer(tokenizer)
     weights = _source_weights(name, allow_pickle_weights)

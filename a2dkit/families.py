@@ -1,4 +1,4 @@
-"""Generic A2D families: build ``a2d-<family>`` classes for any decoder-only transformers model type.
+"""Generic A2D families: ``a2d-<family>`` classes for any decoder-only transformers model type.
 
 A family converts if its ``*ForCausalLM`` can be subclassed with :class:`modeling.A2DForwardMixin`
 and the contract holds on a tiny random instance (``a2dkit.contract_generic``). What can be said
@@ -41,8 +41,8 @@ REASONS_TEXT = {
     REMOTE_CODE: "the config is not a transformers class (remote code); pass "
     "--trust_remote_code True to load it, then the contract decides",
     NO_CAUSAL_LM: "transformers has no causal-LM class for this model type",
-    WINDOW_TOO_LARGE: "sliding_window={} is not smaller than max_position_embeddings={}: the "
-    "window can never apply; set sliding_window=None to convert it as full attention",
+    WINDOW_TOO_LARGE: "note: sliding_window={} is not smaller than max_position_embeddings={}: "
+    "the window never cuts a key at this context, so its layers convert as full attention",
     ALREADY_A2D: "already non-causal (an A2D/diffusion checkpoint): nothing to convert",
 }
 
@@ -51,12 +51,17 @@ _ENCODER_ONLY = frozenset(
     "data2vec-text electra ernie megatron-bert rembert roc_bert roformer xmod big_bird "
     "deberta deberta-v2 modernbert distilbert albert xlm xlnet".split()
 )
+_MODALITIES = frozenset({"text", "vision", "audio", "speech", "image", "video", "encoder"})
 _RECURRENT = frozenset("mamba mamba2 falcon_mamba rwkv xlstm recurrent_gemma reformer".split())
 # layer types that are attention whose mask a2dkit sets; anything else is a hybrid layer
 ATTENTION_LAYER_TYPES = frozenset({"full_attention", "sliding_attention", "attention"})
 SLIDING = "sliding_attention"
 # names of the mask factory the generic mechanism relies on (masking_utils)
-_MASK_FACTORY = ("create_causal_mask", "create_sliding_window_causal_mask", "create_masks_for_generate")
+_MASK_FACTORY = (
+    "create_causal_mask",
+    "create_sliding_window_causal_mask",
+    "create_masks_for_generate",
+)
 
 
 def causal_lm_model_types() -> list[str]:
@@ -84,7 +89,9 @@ def source_classes(model_type: str) -> tuple[type, type]:
     config_cls = configuration_auto.CONFIG_MAPPING[model_type]
     lm_name = modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[model_type]
     module = _module(model_type)
-    lm_cls = getattr(module, lm_name, None) or getattr(importlib.import_module("transformers"), lm_name)
+    lm_cls = getattr(module, lm_name, None) or getattr(
+        importlib.import_module("transformers"), lm_name
+    )
     return config_cls, lm_cls
 
 
@@ -117,6 +124,16 @@ def _accepts_position_ids(lm_cls: type) -> bool:
     return "position_ids" in inspect.signature(lm_cls.forward).parameters
 
 
+def check_attention_support(model_type: str, attn_implementation: str) -> None:
+    """Refuse ``sdpa`` for a family whose modeling code has no sdpa path, naming the fix."""
+    _, lm_cls = source_classes(model_type)
+    if attn_implementation == "sdpa" and not getattr(lm_cls, "_supports_sdpa", True):
+        raise ValueError(
+            f"model_type={model_type!r} has no sdpa attention path in transformers "
+            f"({lm_cls.__name__}._supports_sdpa is False); use --attn_implementation eager"
+        )
+
+
 def static_refusals(config: PretrainedConfig) -> list[tuple[str, str]]:
     """(reason key, explanation) pairs decidable from the config and modeling source alone."""
     mt = config.model_type
@@ -135,9 +152,11 @@ def static_refusals(config: PretrainedConfig) -> list[tuple[str, str]]:
             return [(REMOTE_CODE, REASONS_TEXT[REMOTE_CODE])]
     if mt not in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         return [(NO_CAUSAL_LM, REASONS_TEXT[NO_CAUSAL_LM])]
-    if getattr(config, "sub_configs", None):
-        subs = ", ".join(sorted(config.sub_configs))
-        return [(COMPOSITE, REASONS_TEXT[COMPOSITE].format(subs))]
+    modal = [
+        k for k in getattr(config, "sub_configs", None) or {} if k.split("_")[0] in _MODALITIES
+    ]
+    if modal:
+        return [(COMPOSITE, REASONS_TEXT[COMPOSITE].format(", ".join(sorted(modal))))]
     hybrid = sorted({t for t in getattr(config, "layer_types", None) or []} - ATTENTION_LAYER_TYPES)
     if hybrid:
         return [(LINEAR_HYBRID, REASONS_TEXT[LINEAR_HYBRID].format(", ".join(hybrid)))]
@@ -145,10 +164,20 @@ def static_refusals(config: PretrainedConfig) -> list[tuple[str, str]]:
     reasons = []
     if not _uses_mask_factory(lm_cls) or not _accepts_position_ids(lm_cls):
         reasons.append((OWN_MASK, REASONS_TEXT[OWN_MASK]))
-    window, context = sliding_window(config), getattr(config, "max_position_embeddings", None)
-    if window is not None and context is not None and window >= context:
-        reasons.append((WINDOW_TOO_LARGE, REASONS_TEXT[WINDOW_TOO_LARGE].format(window, context)))
     return reasons
+
+
+def window_note(config: PretrainedConfig) -> str | None:
+    """What happens to the config's sliding window (None when it has none)."""
+    window, context = sliding_window(config), getattr(config, "max_position_embeddings", None)
+    if window is None:
+        return None
+    if context is not None and window >= context:
+        return REASONS_TEXT[WINDOW_TOO_LARGE].format(window, context)
+    return (
+        f"keep the sliding window ({window} positions) in the MDLM, BD3LM training and "
+        "block-sampling masks"
+    )
 
 
 def _base_class(family: str) -> type | None:

@@ -102,7 +102,7 @@ class A2DForwardMixin:
 
 
 def a2d_cache(config) -> DynamicCache:
-    """A KV cache for A2D models: full layers (the window lives in the mask), so ``crop`` rewinds."""
+    """A KV cache for A2D models: full layers (the window lives in the mask), so crop rewinds."""
     if families.sliding_window(config) is not None:
         return DynamicCache()
     return DynamicCache(config=config)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
+import subprocess
+import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -25,10 +28,11 @@ CONVERTS, REFUSED = "converts", "refused"
 ATTNS = ("sdpa", "eager")
 NO_SDPA = "no sdpa path"
 NO_TINY = "no generic tiny instance"
+CRASHED = "crashed or timed out"
 
 
 def evaluate(model_type: str) -> dict:
-    """One row: ``{"model_type", "verdict", "reason", "detail", "checks": {attn: {name: value}}}``."""
+    """One row: model_type, verdict, reason, detail, checks ``{attn: {check name: value}}``."""
     from a2dkit.contract_generic import first_failure, gate_family
 
     torch.set_num_threads(1)
@@ -62,12 +66,44 @@ def evaluate(model_type: str) -> dict:
     return row
 
 
-def build(model_types: list[str] | None = None, processes: int = 2) -> list[dict]:
-    """Rows for ``model_types`` (default: all), each evaluated in a fresh worker process."""
+def _run_worker(model_types: list[str], timeout: float) -> dict[str, dict]:
+    """Evaluate ``model_types`` in one fresh interpreter; rows it printed before dying are kept."""
+    with tempfile.TemporaryFile("w+") as out:
+        cmd = [sys.executable, "-m", "a2dkit.support_matrix", "--worker", *model_types]
+        try:
+            subprocess.run(cmd, stdout=out, stderr=subprocess.DEVNULL, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            pass
+        out.seek(0)
+        rows = [json.loads(line) for line in out if line.startswith("{")]
+    return {row["model_type"]: row for row in rows}
+
+
+def _crashed(model_type: str, seconds: float) -> dict:
+    return {"model_type": model_type, "verdict": REFUSED, "reason": CRASHED, "checks": {},
+            "detail": f"the tiny instance crashed or ran past {seconds:.0f} s"}  # fmt: skip
+
+
+def build(
+    model_types: list[str] | None = None, processes: int = 2, timeout: float = 60
+) -> list[dict]:
+    """Rows for ``model_types`` (default: all), in ``processes`` fresh interpreters at a time.
+
+    A model type whose evaluation crashes or hangs is re-run alone, then recorded as refused.
+    """
     types = model_types or families.causal_lm_model_types()
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(processes, maxtasksperchild=8) as pool:
-        return list(pool.imap(evaluate, types))
+    chunks = [types[i::processes] for i in range(processes)]
+    with ThreadPoolExecutor(processes) as pool:
+        found = {}
+        for rows in pool.map(lambda c: _run_worker(c, timeout * len(c) / 4 + 60), chunks):
+            found.update(rows)
+    missing = [t for t in types if t not in found]
+    with ThreadPoolExecutor(processes) as pool:
+        for t, rows in zip(
+            missing, pool.map(lambda t: _run_worker([t], timeout), missing), strict=True
+        ):
+            found[t] = rows.get(t) or _crashed(t, timeout)
+    return [found[t] for t in types]
 
 
 def counts(rows: list[dict]) -> dict[str, int]:
@@ -110,7 +146,9 @@ def to_markdown(rows: list[dict]) -> str:
             vals = [row["checks"][a].get(name) for a in ATTNS if a in row["checks"]]
             cells.append(" / ".join(f"{v:.1e}" for v in vals if v is not None))
         reason = row["reason"] or row["detail"]
-        lines.append(f"| `{row['model_type']}` | {row['verdict']} | {reason} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| `{row['model_type']}` | {row['verdict']} | {reason} | " + " | ".join(cells) + " |"
+        )
     refused = [r for r in rows if r["verdict"] == REFUSED]
     lines += ["", "## Why each refused model type is refused", ""]
     lines += [f"- `{r['model_type']}` ({r['reason']}): {r['detail']}" for r in refused]
@@ -125,7 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--json", default=str(JSON_PATH))
     parser.add_argument("--markdown", default=str(BOOK_PATH))
+    parser.add_argument("--worker", nargs="*", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker is not None:  # one JSON row per line, flushed as each model type finishes
+        for model_type in args.worker:
+            print(json.dumps(evaluate(model_type)), flush=True)
+        return 0
     start = time.perf_counter()
     rows = build(args.model_types, args.processes)
     payload = {"transformers": transformers.__version__, "torch": torch.__version__, "rows": rows}
