@@ -36,7 +36,8 @@ def evaluate(model_type: str) -> dict:
     from a2dkit.contract_generic import first_failure, gate_family
 
     torch.set_num_threads(1)
-    row = {"model_type": model_type, "verdict": REFUSED, "reason": None, "detail": "", "checks": {}}
+    row = {"model_type": model_type, "verdict": REFUSED, "reason": None, "detail": ""}
+    row.update(checks={}, failed=[])
     try:
         config_cls, lm_cls = families.source_classes(model_type)
         config = config_cls()
@@ -54,6 +55,7 @@ def evaluate(model_type: str) -> dict:
         row.update(reason=NO_TINY, detail=f"{type(err).__name__}: {err}"[:300])
         return row
     row["checks"] = {a: {r.name: r.value for r in rs} for a, rs in results.items()}
+    row["failed"] = [f"{a}: {r.name}" for a, rs in results.items() for r in rs if not r.passed]
     failure = first_failure(results)
     if failure is not None:
         row.update(reason=families.CONTRACT, detail=failure[:300])
@@ -80,8 +82,9 @@ def _run_worker(model_types: list[str], timeout: float) -> dict[str, dict]:
 
 
 def _crashed(model_type: str, seconds: float) -> dict:
-    return {"model_type": model_type, "verdict": REFUSED, "reason": CRASHED, "checks": {},
-            "detail": f"the tiny instance crashed or ran past {seconds:.0f} s"}  # fmt: skip
+    detail = f"the tiny instance crashed or ran past {seconds:.0f} s"
+    return {"model_type": model_type, "verdict": REFUSED, "reason": CRASHED, "detail": detail,
+            "checks": {}, "failed": []}  # fmt: skip
 
 
 def build(
