@@ -214,3 +214,11 @@ def test_converted_gemma_loads_through_automodel_after_import(tmp_path, small_to
     assert run.returncode == 0, run.stderr[-2000:]
     model_type, name, diff = run.stdout.split()[-3:]
     assert (model_type, name) == ("a2d-gemma", "A2DGemmaLMHeadModel") and float(diff) == 0.0
+
+
+@pytest.mark.parametrize("family", ["phi3", "starcoder2", "mixtral"])
+def test_families_with_an_optional_window_keep_it_when_set(family):
+    results = run_generic_contract(*tiny_pair(_config(family, sliding_window=4096), "sdpa"))
+    window = next(r for r in results if r.name == "sliding window")
+    assert "window 4" in window.detail, window  # the check really ran on a sliding layer
+    assert all(r.passed for r in results), [r for r in results if not r.passed]
