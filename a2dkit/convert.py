@@ -13,26 +13,13 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from a2dkit import loading, modeling
+from a2dkit import families, loading, modeling
 
+# registered at import; any other decoder-only family converts if the contract holds on it
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(modeling.FAMILIES)
 MASK_TOKEN = "<|mask|>"
 # state-dict keys allowed to differ between the source and the A2D model (none today: same classes)
 STATE_DICT_ALLOW_LIST: frozenset[str] = frozenset()
-
-_ENCODER_ONLY = (
-    "bert",
-    "roberta",
-    "xlm-roberta",
-    "deberta",
-    "deberta-v2",
-    "modernbert",
-    "electra",
-    "distilbert",
-    "albert",
-)
-_ENCODER_DECODER = ("t5", "mt5", "bart", "mbart", "pegasus", "marian", "led", "umt5")
-_STATE_SPACE = ("mamba", "mamba2", "falcon_mamba", "rwkv", "jamba", "zamba", "recurrent_gemma")
 
 
 class UnsupportedModelError(ValueError):
@@ -54,7 +41,7 @@ class Verdict:
         if not self.supported:
             raise UnsupportedModelError(
                 f"model_type={self.model_type!r} is not supported: {'; '.join(self.reasons)}. "
-                f"Supported: {SUPPORTED_MODEL_TYPES}"
+                "See book/support_matrix.md (python -m a2dkit.support_matrix) for every family"
             )
 
     def __str__(self) -> str:
@@ -70,28 +57,10 @@ def load_config(model_name_or_path: str | os.PathLike, trust_remote_code: bool =
 
 
 def _refusal_reasons(config: PretrainedConfig) -> list[str]:
-    mt = config.model_type
-    reasons = []
-    if mt.startswith("a2d-") or getattr(config, "is_causal", True) is False:
-        reasons.append("already non-causal (an A2D/diffusion checkpoint): nothing to convert")
-    if mt in _ENCODER_ONLY:
-        reasons.append("encoder-only model: already bidirectional and not an autoregressive LM")
-    if getattr(config, "is_encoder_decoder", False) or mt in _ENCODER_DECODER:
-        reasons.append("encoder-decoder model: A2D converts decoder-only LMs")
-    if mt in _STATE_SPACE:
-        reasons.append("state-space/recurrent model: no attention whose mask could be changed")
-    if getattr(config, "use_sliding_window", False) or (
-        mt == "mistral" and getattr(config, "sliding_window", None) is not None
-    ):
-        reasons.append(
-            "sliding-window attention is not handled by the A2D mask mechanism "
-            "(set sliding_window=None to treat it as full attention)"
-        )
+    reasons = [f"{key}: {text}" for key, text in families.static_refusals(config)]
     impl = getattr(config, "_attn_implementation", None)
     if impl not in (None, *modeling.MASKABLE_ATTENTION):
         reasons.append(f"attn_implementation={impl!r} is causal-only; use sdpa or eager")
-    if mt not in SUPPORTED_MODEL_TYPES and not reasons:
-        reasons.append("family not supported by the generic A2D mechanism")
     return reasons
 
 
@@ -118,7 +87,10 @@ def detect(config_or_path, trust_remote_code: bool = False) -> Verdict:
             f"add the mask token {MASK_TOKEN} (reuse a spare embedding row if the vocab has one, "
             "else resize the embeddings)",
             "keep every weight bit-identical; check the causal identity gate before saving",
+            "run the attention contract (float64) on a tiny random instance of the family first",
         ]
+        if families.window_note(config) is not None:
+            verdict.actions.append(families.window_note(config))
     return verdict
 
 
@@ -150,6 +122,24 @@ def check_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:
         )
 
 
+def to_diffusion_model(model: PreTrainedModel) -> PreTrainedModel:
+    """The A2D counterpart of an in-memory AR model: same weights, ``model_type`` a2d-<family>."""
+    detect(model.config).raise_if_unsupported()
+    family = model.config.model_type
+    config_cls, lm_cls = families.register(family)
+    cfg = model.config.to_dict()
+    cfg.pop("model_type", None)
+    cfg.pop("architectures", None)
+    config = config_cls(**cfg, is_causal=False)
+    config._attn_implementation = model.config._attn_implementation
+    a2d = lm_cls(config).to(model.dtype)
+    result = a2d.load_state_dict(model.state_dict(), strict=False)
+    bad = (set(result.missing_keys) | set(result.unexpected_keys)) - STATE_DICT_ALLOW_LIST
+    if bad:
+        raise RuntimeError(f"state dict mismatch after conversion (not in the allow-list): {bad}")
+    return a2d
+
+
 def to_diffusion(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, mask_token=MASK_TOKEN):
     """Convert an in-memory AR model into its A2D counterpart (weights copied, never changed).
 
@@ -158,22 +148,35 @@ def to_diffusion(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, mas
     """
     detect(model.config).raise_if_unsupported()
     check_tokenizer(tokenizer)
-    modeling.register_all()
-    family = model.config.model_type
-    config_cls = modeling.A2D_CONFIGS[modeling.a2d_model_type(family)]
-    cfg = model.config.to_dict()
-    cfg.pop("model_type", None)
-    cfg.pop("architectures", None)
-    config = config_cls(**cfg, is_causal=False)
-    config._attn_implementation = model.config._attn_implementation
-    a2d = modeling.A2D_MODELS[config.model_type](config).to(model.dtype)
-    result = a2d.load_state_dict(model.state_dict(), strict=False)
-    bad = (set(result.missing_keys) | set(result.unexpected_keys)) - STATE_DICT_ALLOW_LIST
-    if bad:
-        raise RuntimeError(f"state dict mismatch after conversion (not in the allow-list): {bad}")
+    a2d = to_diffusion_model(model)
     mask_id, reused = add_mask_token(a2d, tokenizer, mask_token)
     a2d.eval()
+    family = model.config.model_type
     return a2d, tokenizer, {"mask_token_id": mask_id, "reused_spare_row": reused, "family": family}
+
+
+def contract_gate(config: PretrainedConfig, attn_implementation: str = "sdpa") -> dict:
+    """The contract in float64 on a tiny random instance of ``config``'s family.
+
+    Raises:
+        UnsupportedModelError: naming the failing check and its number.
+    """
+    from a2dkit.contract_generic import first_failure, gate_family
+
+    try:
+        results = gate_family(config, attns=(attn_implementation,))
+    except Exception as err:  # a family that builds but cannot even run the contract
+        raise UnsupportedModelError(
+            f"model_type={config.model_type!r} is refused: {families.CONTRACT}: the contract "
+            f"could not run on a tiny instance ({type(err).__name__}: {err})"
+        ) from err
+    failure = first_failure(results)
+    if failure is not None:
+        raise UnsupportedModelError(
+            f"model_type={config.model_type!r} is refused: {families.CONTRACT} on a tiny float64 "
+            f"instance of the family: {failure}"
+        )
+    return {a: {r.name: r.value for r in checks} for a, checks in results.items()}
 
 
 @torch.no_grad()
@@ -288,6 +291,9 @@ def convert(
     loading.check_remote_code(path, trust_remote_code)
     verdict = detect(path, trust_remote_code)
     verdict.raise_if_unsupported()
+    config = load_config(path, trust_remote_code)
+    families.check_attention_support(config.model_type, attn_implementation)
+    contract = contract_gate(config, attn_implementation)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     check_tokenizer(tokenizer)
     weights = _source_weights(path, allow_pickle_weights)
@@ -309,6 +315,7 @@ def convert(
         source={"name_or_path": name, "sha256": _sha256_files(weights) if weights else None},
         verdict=verdict,
         identity_gate=gate,
+        contract_tiny_float64=contract,
         **info,
     )
     (out / "a2d_manifest.json").write_text(json.dumps(manifest, indent=2))

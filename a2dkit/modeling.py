@@ -8,21 +8,14 @@ References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; dLLM A2D (model_type 
 
 from __future__ import annotations
 
-import importlib
-
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
+from transformers import DynamicCache
 
-from a2dkit.attention import padding_position_ids, to_additive_mask
+from a2dkit import families
+from a2dkit.attention import bidirectional_padding_mask, padding_position_ids, to_additive_mask
 
-# family -> (transformers module, config class, base model class, LM-head class)
-FAMILIES: dict[str, tuple[str, str, str, str]] = {
-    "qwen3": ("qwen3", "Qwen3Config", "Qwen3Model", "Qwen3ForCausalLM"),
-    "qwen2": ("qwen2", "Qwen2Config", "Qwen2Model", "Qwen2ForCausalLM"),
-    "llama": ("llama", "LlamaConfig", "LlamaModel", "LlamaForCausalLM"),
-    "mistral": ("mistral", "MistralConfig", "MistralModel", "MistralForCausalLM"),
-    "gpt2": ("gpt2", "GPT2Config", "GPT2Model", "GPT2LMHeadModel"),
-}
+# families registered at import (every other one registers on first lookup)
+FAMILIES: tuple[str, ...] = ("qwen3", "qwen2", "llama", "mistral", "gpt2")
 # attention back-ends that can honour an arbitrary (bidirectional / staircase) mask
 MASKABLE_ATTENTION = ("sdpa", "eager", "flex_attention")
 
@@ -30,9 +23,7 @@ A2D_CONFIGS: dict[str, type] = {}  # "a2d-qwen3" -> A2DQwen3Config
 A2D_MODELS: dict[str, type] = {}  # "a2d-qwen3" -> A2DQwen3LMHeadModel
 
 
-def a2d_model_type(family: str) -> str:
-    """The ``model_type`` string of a converted checkpoint, e.g. ``a2d-qwen3``."""
-    return f"a2d-{family}"
+a2d_model_type = families.a2d_model_type
 
 
 def check_attention_implementation(impl: str | None) -> None:
@@ -49,57 +40,93 @@ class A2DForwardMixin:
 
     * ``attention_mask=None`` or a 2-D padding mask: fully bidirectional over the real tokens;
       position ids then skip left padding.
-    * 4-D boolean ``(B, 1, Q, K)``: True = may attend; converted to an additive bias.
+    * 4-D boolean ``(B, 1, Q, K)``: True = may attend; converted to an additive bias. Without
+      ``position_ids``, positions continue the cache (families like opt derive them from the mask).
     * 4-D float: treated as additive already. FlexAttention ``BlockMask``: passed through.
+    * Sliding-window families: every mask is cut to ``|pos_q - pos_k| < window`` for the sliding
+      layers (a dict keyed by layer type), by position so BD3LM's ``[x_t ; x_0]`` halves keep it.
     """
+
+    def __init__(self, config, *args, **kwargs):
+        super().__init__(config, *args, **kwargs)
+        for module in self.modules():  # sdpa falls back to module.is_causal when a layer
+            if module is not self and getattr(module, "is_causal", None) is True:  # gets no kwarg
+                module.is_causal = False
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, **kwargs):
         check_attention_implementation(self.config._attn_implementation)
+        ref = input_ids if input_ids is not None else kwargs["inputs_embeds"]
+        batch, q_len = ref.shape[:2]
+        window = families.sliding_window(self.config)
+        cache = kwargs.get("past_key_values")
+        if window is not None:
+            if cache is None and kwargs.get("use_cache", self.config.use_cache):
+                cache = kwargs["past_key_values"] = a2d_cache(self.config)
+            _check_full_cache(cache)
+        past = cache.get_seq_length() if cache is not None else 0
+        if window is not None and (attention_mask is None or attention_mask.dim() == 2):
+            keys = attention_mask
+            if keys is None:
+                keys = torch.ones(batch, past + q_len, dtype=torch.bool, device=ref.device)
+            if position_ids is None:
+                position_ids = padding_position_ids(keys)[:, -q_len:]  # (B, Q)
+            attention_mask = bidirectional_padding_mask(keys, q_len)  # (B, 1, Q, K)
         if torch.is_tensor(attention_mask) and attention_mask.dim() == 4:
-            attention_mask = to_additive_mask(attention_mask, self.dtype)  # (B, 1, Q, K)
+            if position_ids is None:  # positions continue the cache, never read off the mask
+                position_ids = torch.arange(past, past + q_len, device=ref.device)[None]
+                position_ids = position_ids.expand(batch, -1)
+            if window is not None:
+                attention_mask = self._window_masks(attention_mask, position_ids, cache, window)
+            else:
+                attention_mask = to_additive_mask(attention_mask, self.dtype)  # (B, 1, Q, K)
         elif torch.is_tensor(attention_mask) and attention_mask.dim() == 2 and position_ids is None:
-            q_len = (input_ids if input_ids is not None else kwargs["inputs_embeds"]).shape[1]
             position_ids = padding_position_ids(attention_mask)[:, -q_len:]  # (B, Q)
-        return super().forward(
+        out = super().forward(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs
+        )
+        if window is not None and cache is not None:
+            cache.a2d_positions = _key_positions(cache, past, position_ids)
+        return out
+
+    def _window_masks(self, mask, position_ids, cache, window: int):
+        """{layer type: additive (B, 1, Q, K) mask}: sliding layers see keys within the window."""
+        past = mask.shape[-1] - position_ids.shape[1]
+        keys = _key_positions(cache, past, position_ids)  # (B, K)
+        near = (position_ids[:, :, None] - keys[:, None, :]).abs() < window  # (B, Q, K)
+        full = to_additive_mask(mask, self.dtype)
+        blocked = torch.finfo(self.dtype).min
+        sliding = full.masked_fill(~near[:, None], blocked)
+        if getattr(self.config, "layer_types", None) is None:  # every layer is a sliding layer
+            return sliding
+        return {"full_attention": full, families.SLIDING: sliding}
+
+
+def a2d_cache(config) -> DynamicCache:
+    """A KV cache for A2D models: full layers (the window lives in the mask), so crop rewinds."""
+    if families.sliding_window(config) is not None:
+        return DynamicCache()
+    return DynamicCache(config=config)
+
+
+def _check_full_cache(cache) -> None:
+    if cache is not None and any(getattr(cache, "is_sliding", None) or ()):
+        raise ValueError(
+            "a sliding-window cache (DynamicCache(config=...)) drops keys the A2D window mask "
+            "indexes and cannot be cropped; pass a2dkit.modeling.a2d_cache(config) instead"
         )
 
 
-def _make_classes(family: str) -> tuple[type, type, type]:
-    module_name, config_name, base_name, lm_name = FAMILIES[family]
-    module = importlib.import_module(f"transformers.models.{module_name}")
-    base_config, base_model, lm_model = (
-        getattr(module, n) for n in (config_name, base_name, lm_name)
-    )
-    prefix = "A2D" + config_name.removesuffix("Config")
-    model_type = a2d_model_type(family)
-
-    def __init__(self, *args, is_causal: bool = False, **kwargs):
-        base_config.__init__(self, *args, **kwargs)
-        self.is_causal = is_causal  # honoured by transformers' mask factory (eager + sdpa)
-
-    config_cls = type(
-        f"{prefix}Config", (base_config,), {"model_type": model_type, "__init__": __init__}
-    )
-    attrs = {"config_class": config_cls, "__module__": __name__}
-    model_cls = type(f"{prefix}Model", (A2DForwardMixin, base_model), dict(attrs))
-    lm_cls = type(f"{prefix}LMHeadModel", (A2DForwardMixin, lm_model), dict(attrs))
-    config_cls.__module__ = __name__
-    return config_cls, model_cls, lm_cls
+def _key_positions(cache, past: int, position_ids: torch.Tensor) -> torch.Tensor:
+    """Positions of every key: the cached ones (recorded by earlier calls) then the new queries."""
+    batch = position_ids.shape[0]
+    prev = getattr(cache, "a2d_positions", None) if cache is not None else None
+    if prev is None or prev.shape[1] < past or prev.shape[0] != batch:
+        prev = torch.arange(past, device=position_ids.device)[None].expand(batch, -1)
+    return torch.cat([prev[:, :past], position_ids], dim=1)
 
 
 def register_all() -> None:
-    """Register every A2D family with the transformers Auto classes (idempotent)."""
+    """Register the built-in families now and every other ``a2d-<family>`` on first lookup."""
     for family in FAMILIES:
-        model_type = a2d_model_type(family)
-        if model_type in A2D_CONFIGS:
-            continue
-        config_cls, model_cls, lm_cls = _make_classes(family)
-        globals()[config_cls.__name__] = config_cls
-        globals()[model_cls.__name__] = model_cls
-        globals()[lm_cls.__name__] = lm_cls
-        AutoConfig.register(model_type, config_cls, exist_ok=True)
-        AutoModel.register(config_cls, model_cls, exist_ok=True)
-        AutoModelForMaskedLM.register(config_cls, lm_cls, exist_ok=True)
-        A2D_CONFIGS[model_type] = config_cls
-        A2D_MODELS[model_type] = lm_cls
+        families.register(family)
+    families.install_lazy_registration()

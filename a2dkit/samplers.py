@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from transformers import DynamicCache
 
 from a2dkit import validate
 from a2dkit.attention import block_causal_mask, padding_position_ids
 from a2dkit.denoise import REMASKING, denoise_step, guide, num_transfer_tokens
 from a2dkit.losses import shift_logits_right
+from a2dkit.modeling import a2d_cache
 from a2dkit.schedules import SCHEDULES, Schedule, make_schedule
 
 __all__ = [
@@ -308,11 +308,11 @@ class BD3LMSampler(_Sampler):
         start = bs * math.ceil(max(len(p) for p in prompts) / bs)  # prompts left-padded to blocks
         c = self._canvas(prompts, start, config.max_new_tokens)
         history, total = ([c.ids.clone()] if config.return_history else None), c.ids.shape[1]
-        cache, last, nfe = DynamicCache(config=self.model.config), None, 0
+        cache, last, nfe = a2d_cache(self.model.config), None, 0
         finished = torch.zeros(len(prompts), dtype=torch.bool, device=c.ids.device)
         for s in range(start, total, bs):
             if s > 0 and (s == start or config.kv_cache == "card"):  # card: re-encode the prefix
-                cache = DynamicCache(config=self.model.config)
+                cache = a2d_cache(self.model.config)
                 last, nfe = self._forward(cache, c, (0, s), config, keep=True), nfe + 1
             e = min(s + bs, total)
             c.ids[finished, s:e], c.valid[finished, s:e] = self.pad_id, False

@@ -77,11 +77,15 @@ assert verdict.supported and verdict.target_model_type == f"a2d-{source.config.m
 
 # %% [markdown]
 # Models the mechanism does not fit are refused **with their reasons**, never silently
-# mis-converted: encoder-only models are already bidirectional, and a sliding-window model's
-# mask cannot be swapped for a full one without changing what it computes.
+# mis-converted: encoder-only models are already bidirectional, and a state-space model has no
+# attention mask to open. A sliding-window model converts, and keeps its window in every mask.
 
 # %%
-for config in ({"model_type": "bert"}, {"model_type": "mistral", "sliding_window": 4096}):
+for config in (
+    {"model_type": "bert"},
+    {"model_type": "mamba"},
+    {"model_type": "mistral", "sliding_window": 4096},
+):
     print(convert.detect(config), "\n")
 
 # %%
@@ -203,10 +207,67 @@ reloaded = AutoModelForMaskedLM.from_pretrained(out_dir).to(cfg.device)
 assert reloaded.config.model_type == a2d.config.model_type and not reloaded.config.is_causal
 
 # %% [markdown]
+# ## Beyond Qwen3: the contract decides
+#
+# Nothing above is specific to one family. a2dkit builds the `a2d-<family>` class of any
+# decoder-only transformers model at run time, and `convert.convert` first runs the contract in
+# float64 on a tiny random instance of the family: it converts if every check holds and is
+# refused, naming the check and its number, if one does not. The
+# [support matrix](../support_matrix.md) is that gate run over every causal-LM model type of
+# the installed transformers (`python -m a2dkit.support_matrix` regenerates it):
+
+# %%
+import json
+
+from IPython.display import Markdown, display
+
+from a2dkit import contract_generic, support_matrix
+
+matrix = json.loads(support_matrix.JSON_PATH.read_text())["rows"]
+matrix_counts = support_matrix.counts(matrix)
+display(Markdown("\n".join(["| verdict | model types |", "|---|---|"]
+                           + [f"| {k} | {v} |" for k, v in matrix_counts.items()])))  # fmt: skip
+converts = sorted(r["model_type"] for r in matrix if r["verdict"] == support_matrix.CONVERTS)
+print(len(converts), "families convert, e.g.", ", ".join(converts[:12]), "...")
+assert {"gemma", "olmo2", "qwen3_moe", "gemma3_text"} <= set(converts)
+
+# %% [markdown]
+# A second family, then: a tiny random **Gemma 3** text model (hidden 64, 2 layers), one of its
+# layers a sliding-window layer. The same `to_diffusion` converts it (`a2d-gemma3_text`), the
+# identity gate holds, and the float64 contract passes, including the window check: a key
+# farther than the window leaves the sliding layer's output unchanged under the MDLM and the
+# BD3LM masks.
+
+# %%
+from transformers import AutoConfig, Gemma3ForCausalLM
+
+tiny_gemma = contract_generic.tiny_config(AutoConfig.for_model("gemma3_text"))
+tiny_gemma.vocab_size = source.config.vocab_size  # the chapter's tokenizer fits it
+torch.manual_seed(0)
+gemma = Gemma3ForCausalLM(tiny_gemma).eval()
+print(tiny_gemma.layer_types, "window", tiny_gemma.sliding_window)
+print(convert.detect(gemma.config))
+a2d_gemma, gemma_tokenizer, gemma_info = convert.to_diffusion(gemma, copy.deepcopy(tokenizer))
+print(type(a2d_gemma).__name__, a2d_gemma.config.model_type, gemma_info)
+gemma_gate = convert.identity_gate(gemma, a2d_gemma, convert.gate_batch(tiny_gemma.vocab_size))
+assert gemma_gate["passed"], gemma_gate
+
+# %%
+gemma_results = contract_generic.run_generic_contract(gemma.double(), a2d_gemma.double())
+for r in gemma_results:
+    status = "PASS" if r.passed else "FAIL"
+    print(f"{status}  {r.name:34s} {r.value:.2e} (threshold {r.threshold:g})")
+assert all(r.passed for r in gemma_results)
+assert any(r.name == "sliding window" and "window 4" in r.detail for r in gemma_results)
+
+# %% [markdown]
 # ## Summary
 #
 # - `detect` gives a verdict from the config alone and refuses encoder-only, encoder-decoder,
-#   state-space, sliding-window and already non-causal models with reasons.
+#   state-space/recurrent, linear-attention hybrid, own-causal-mask and already non-causal
+#   models with named reasons; every other decoder-only family is left to the contract.
+# - Any family the contract accepts converts (the support matrix lists them); sliding-window
+#   families keep their window.
 # - `to_diffusion` copies every weight bit for bit, adds `<|mask|>` (in a spare row when there
 #   is one) and sets `is_causal=False`; the identity gate proves it.
 # - Three masks drive the converted model; the attention contract checks it honours them, and

@@ -37,8 +37,8 @@ def test_detect_supports_each_family_from_config_alone(family):
         (transformers.BertConfig(), "encoder-only"),
         (transformers.MambaConfig(), "state-space"),
         (tiny.tiny_config("qwen3", is_causal=False), "already non-causal"),
-        (tiny.tiny_config("mistral", sliding_window=16), "sliding-window"),
-        (transformers.PhiConfig(), "not supported"),
+        (transformers.BloomConfig(), "own causal-mask code"),
+        (transformers.Qwen3NextConfig(), "hybrid layers (linear_attention)"),
     ],
 )
 def test_detect_refuses_with_named_reasons(config, reason):
@@ -46,6 +46,14 @@ def test_detect_refuses_with_named_reasons(config, reason):
     assert not verdict.supported and any(reason in r for r in verdict.reasons)
     with pytest.raises(convert.UnsupportedModelError, match=rf"model_type='{config.model_type}'"):
         verdict.raise_if_unsupported()
+
+
+@pytest.mark.parametrize(
+    "config", [tiny.tiny_config("mistral", sliding_window=16), transformers.PhiConfig()]
+)
+def test_detect_leaves_other_decoder_families_to_the_contract(config):
+    verdict = convert.detect(config)  # once refused by a list; now the contract decides
+    assert verdict.supported and verdict.target_model_type == f"a2d-{config.model_type}"
 
 
 def test_flash_attention_is_refused():
