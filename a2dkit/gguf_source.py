@@ -8,6 +8,7 @@ Needs the optional ``gguf`` package: ``pip install "a2dkit[gguf]"``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 from dataclasses import dataclass
@@ -54,9 +55,16 @@ def gguf_path(model_dir: str | Path, gguf_file: str) -> Path:
 def inspect_gguf(model_dir: str | Path, gguf_file: str) -> GGUFInfo:
     """Read the header and tensor table (a truncated or corrupt file raises :class:`GGUFError`)."""
     require_gguf()
+    path = gguf_path(model_dir, gguf_file)
+    stat = path.stat()
+    return _inspect(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _inspect(path: Path, size: int, mtime_ns: int) -> GGUFInfo:
+    """Parse once per file version (the tokenizer metadata alone takes seconds to read)."""
     import gguf
 
-    path = gguf_path(model_dir, gguf_file)
     try:
         reader = gguf.GGUFReader(str(path))
         arch = _field(reader, "general.architecture")
@@ -110,9 +118,8 @@ def load_gguf_causal_lm(
     config = source.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    with torch.device("meta"):
-        model = type(source)(config)
-    model.load_state_dict(source.state_dict(), assign=True, strict=True)
+    model = type(source)(config)  # real (not meta) init: non-persistent buffers (RoPE) get data
+    model.load_state_dict(source.state_dict(), strict=True)
     model.tie_weights()
     return model.to(dtype).eval(), tokenizer, info
 
