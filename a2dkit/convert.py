@@ -227,17 +227,6 @@ def manifest_dict(**entries) -> dict:
     }
 
 
-def _sha256_files(paths: list[Path]) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _check_output_dir(output_dir: Path, overwrite: bool, source: str) -> None:
     if Path(source).is_dir() and output_dir.resolve() == Path(source).resolve():
         raise ValueError(
@@ -251,21 +240,6 @@ def _check_output_dir(output_dir: Path, overwrite: bool, source: str) -> None:
         )
 
 
-def _source_weights(name: str, allow_pickle_weights: bool) -> list[Path]:
-    """Local safetensors files of the source (empty for Hub ids); refuse pickles unless opted in."""
-    path = Path(name)
-    if not path.is_dir():
-        return []
-    safetensors = sorted(path.glob("*.safetensors"))
-    pickles = sorted(path.glob("*.bin")) + sorted(path.glob("*.pt"))
-    if not safetensors and pickles and not allow_pickle_weights:
-        raise ValueError(
-            f"{name!r} has only pickle weights ({pickles[0].name}); loading them can run code. "
-            "Re-save as safetensors or pass --allow_pickle_weights True"
-        )
-    return safetensors or pickles
-
-
 def convert(
     model_name_or_path: str,
     output_dir: str | os.PathLike,
@@ -275,35 +249,38 @@ def convert(
     allow_pickle_weights: bool = False,
     attn_implementation: str = "sdpa",
     mask_token: str = MASK_TOKEN,
+    gguf_file: str | None = None,
+    dtype: str = "auto",
 ) -> Path:
     """Convert a checkpoint on disk (or on the Hub) and save a standard HF checkpoint + manifest.
 
-    Every check (output dir, config, tokenizer, weight format) runs before the weights load.
+    Every check (output dir, config or GGUF header, architecture, weight format, dtype) runs
+    before the weights load; nothing is written unless the identity gate passes.
+
+    Args:
+        gguf_file: a GGUF file inside ``model_name_or_path`` to convert instead of safetensors
+            (dequantised; needs ``pip install "a2dkit[gguf]"``).
+        dtype: ``auto`` (the checkpoint's dtype; float32 for GGUF), ``float32``, ``bfloat16``, ...
     """
     import json
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from a2dkit import sources
 
     out, name = Path(output_dir), str(model_name_or_path)
-    path = loading.resolve_model_path(name)  # a cached Hub id -> its local snapshot
+    if gguf_file is None:
+        path = loading.resolve_model_path(name)  # a cached Hub id -> its local snapshot
+        loading.check_remote_code(path, trust_remote_code)
+    else:
+        path = name  # a directory holding the GGUF file (no config.json)
     _check_output_dir(out, overwrite, path)
     modeling.check_attention_implementation(attn_implementation)
-    loading.check_remote_code(path, trust_remote_code)
-    verdict = detect(path, trust_remote_code)
-    verdict.raise_if_unsupported()
-    config = load_config(path, trust_remote_code)
+    sources.torch_dtype(dtype)  # validates the name
+    plan = sources.plan_source(path, gguf_file, trust_remote_code, allow_pickle_weights)
+    plan.manifest["name_or_path"] = name
+    config = plan.config
     families.check_attention_support(config.model_type, attn_implementation)
     contract = contract_gate(config, attn_implementation)
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    check_tokenizer(tokenizer)
-    weights = _source_weights(path, allow_pickle_weights)
-    source = AutoModelForCausalLM.from_pretrained(
-        path,
-        trust_remote_code=trust_remote_code,
-        attn_implementation=attn_implementation,
-        use_safetensors=not allow_pickle_weights or None,
-        dtype="auto",
-    )
+    source, tokenizer = sources.load_source(plan, dtype, attn_implementation)
     converted, tokenizer, info = to_diffusion(source, tokenizer, mask_token)
     gate = identity_gate(source, converted, gate_batch(source.config.vocab_size))
     if not gate["passed"]:
@@ -312,8 +289,9 @@ def convert(
     converted.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     manifest = manifest_dict(
-        source={"name_or_path": name, "sha256": _sha256_files(weights) if weights else None},
-        verdict=verdict,
+        source=plan.manifest,
+        dtype=str(converted.dtype).removeprefix("torch."),
+        verdict=plan.verdict,
         identity_gate=gate,
         contract_tiny_float64=contract,
         **info,
@@ -333,6 +311,12 @@ class ConvertArguments:
     allow_pickle_weights: bool = False
     attn_implementation: str = "sdpa"
     mask_token: str = MASK_TOKEN
+    gguf_file: str | None = field(
+        default=None, metadata={"help": "GGUF file inside model_name_or_path (dequantised)"}
+    )
+    dtype: str = field(
+        default="auto", metadata={"help": "auto (checkpoint's; float32 for GGUF), float32, ..."}
+    )
     detect_only: bool = field(default=False, metadata={"help": "print the verdict and exit"})
 
 
@@ -340,7 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser
 
     (args,) = HfArgumentParser(ConvertArguments).parse_args_into_dataclasses(argv)
-    verdict = detect(args.model_name_or_path, args.trust_remote_code)
+    if args.gguf_file is not None:
+        from a2dkit import sources
+
+        verdict = sources.plan_source(args.model_name_or_path, args.gguf_file).verdict
+    else:
+        verdict = detect(args.model_name_or_path, args.trust_remote_code)
     print(verdict)
     if args.detect_only:
         return 0 if verdict.supported else 1
@@ -354,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         allow_pickle_weights=args.allow_pickle_weights,
         attn_implementation=args.attn_implementation,
         mask_token=args.mask_token,
+        gguf_file=args.gguf_file,
+        dtype=args.dtype,
     )
     print(f"converted -> {out}")
     return 0

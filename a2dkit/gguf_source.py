@@ -8,6 +8,7 @@ Needs the optional ``gguf`` package: ``pip install "a2dkit[gguf]"``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 from dataclasses import dataclass
@@ -54,9 +55,16 @@ def gguf_path(model_dir: str | Path, gguf_file: str) -> Path:
 def inspect_gguf(model_dir: str | Path, gguf_file: str) -> GGUFInfo:
     """Read the header and tensor table (a truncated or corrupt file raises :class:`GGUFError`)."""
     require_gguf()
+    path = gguf_path(model_dir, gguf_file)
+    stat = path.stat()
+    return _inspect(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _inspect(path: Path, size: int, mtime_ns: int) -> GGUFInfo:
+    """Parse once per file version (the tokenizer metadata alone takes seconds to read)."""
     import gguf
 
-    path = gguf_path(model_dir, gguf_file)
     try:
         reader = gguf.GGUFReader(str(path))
         arch = _field(reader, "general.architecture")
@@ -66,7 +74,7 @@ def inspect_gguf(model_dir: str | Path, gguf_file: str) -> GGUFInfo:
         types: dict[str, int] = {}
         for tensor in reader.tensors:
             types[tensor.tensor_type.name] = types.get(tensor.tensor_type.name, 0) + 1
-    except (ValueError, KeyError, IndexError, OSError, EOFError) as err:
+    except (ValueError, KeyError, IndexError, TypeError, OSError, EOFError, MemoryError) as err:
         raise GGUFError(f"{path} is truncated or corrupt: {type(err).__name__}: {err}") from err
     file_type = _file_type_name(gguf, ftype)
     return GGUFInfo(path, arch, file_type, types, _sha256(path))
@@ -83,8 +91,17 @@ def check_architecture(info: GGUFInfo) -> None:
         )
 
 
-def load_gguf_causal_lm(model_dir: str | Path, gguf_file: str, dtype: torch.dtype = torch.float32):
+def load_gguf_causal_lm(
+    model_dir: str | Path,
+    gguf_file: str,
+    dtype: torch.dtype = torch.float32,
+    info: GGUFInfo | None = None,
+    attn_implementation: str | None = None,
+):
     """Dequantise a GGUF checkpoint into a plain ``*ForCausalLM`` (no quantizer attached).
+
+    Args:
+        info: :func:`inspect_gguf`'s result when the caller has it already (skips a re-read).
 
     Returns:
         (model, tokenizer, info): the model in eval mode, its weights exactly the dequantised
@@ -92,16 +109,17 @@ def load_gguf_causal_lm(model_dir: str | Path, gguf_file: str, dtype: torch.dtyp
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    info = inspect_gguf(model_dir, gguf_file)
+    info = inspect_gguf(model_dir, gguf_file) if info is None else info
     check_architecture(info)
-    source = AutoModelForCausalLM.from_pretrained(model_dir, gguf_file=gguf_file, dtype=dtype)
+    source = AutoModelForCausalLM.from_pretrained(
+        model_dir, gguf_file=gguf_file, dtype=dtype, attn_implementation=attn_implementation
+    )
     tokenizer = AutoTokenizer.from_pretrained(model_dir, gguf_file=gguf_file)
     config = source.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    with torch.device("meta"):
-        model = type(source)(config)
-    model.load_state_dict(source.state_dict(), assign=True, strict=True)
+    model = type(source)(config)  # real (not meta) init: non-persistent buffers (RoPE) get data
+    model.load_state_dict(source.state_dict(), strict=True)
     model.tie_weights()
     return model.to(dtype).eval(), tokenizer, info
 

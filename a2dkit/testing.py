@@ -1,16 +1,29 @@
 """The attention contract: checks that any converted A2D model must pass before it is trained.
 
+The checks run on a float64 copy of the model by default: a correct conversion then differs by
+rounding (~1e-12) and a wrong one by O(1e-2..1), so one tolerance decides (float32 noise on a
+30-layer model, ~5e-4, would not). Per-layer probes live in :mod:`a2dkit.layer_probe`.
 Run on your own converted model: python -m a2dkit.testing --model_name_or_path models/a2d/Qwen3-0.6B
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573 (§3.2 staircase mask).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 
-from a2dkit import attention, losses
+from a2dkit import attention, layer_probe, losses
+
+# one tolerance per dtype: differences <= it count as "equal", changes > it as "changed"
+TOLERANCE: dict[torch.dtype, float] = {
+    torch.float64: 1e-6,  # decisive: correct ~1e-12 or 0.0, wrong >= 1e-3
+    torch.float32: 2e-3,  # 30-layer real model: correct up to ~5e-4; small leaks can hide here
+    torch.bfloat16: 0.5,  # indicative only
+    torch.float16: 0.5,
+}
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -24,9 +37,16 @@ class ContractResult:
     detail: str = ""
 
 
+def tolerance(model) -> float:
+    """The contract's tolerance for the model's dtype (see :data:`TOLERANCE`)."""
+    if model.dtype not in TOLERANCE:
+        raise ValueError(f"no contract tolerance for dtype={model.dtype}; use one of {DTYPES}")
+    return TOLERANCE[model.dtype]
+
+
 def _logits(model, input_ids, **kwargs) -> torch.Tensor:
     with torch.no_grad():
-        return model(input_ids, **kwargs).logits.float()  # (B, L, V)
+        return model(input_ids, **kwargs).logits.double()  # (B, L, V)
 
 
 def _ids(model, batch: int, seq_len: int, seed: int) -> torch.Tensor:
@@ -44,11 +64,12 @@ def _bump(ids: torch.Tensor, vocab: int) -> torch.Tensor:
 
 
 def _maxdiff(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a - b).abs().max().item()
+    return (a.double() - b.double()).abs().max().item()
 
 
-def check_padding_invariance(model, seq_len: int = 6, pad: int = 2, atol: float = 1e-4):
+def check_padding_invariance(model, seq_len: int = 6, pad: int = 2, atol: float | None = None):
     """1. Real-token logits are the same with left/right padding, no mask, batches, mixed rows."""
+    atol = tolerance(model) if atol is None else atol
     x, y = _ids(model, 2, seq_len, seed=1)  # (L,), (L,)
     pad_id = 0
     ref = _logits(model, x[None])[0]  # (L, V): mask omitted
@@ -73,23 +94,43 @@ def check_padding_invariance(model, seq_len: int = 6, pad: int = 2, atol: float 
     return ContractResult("padding invariance", diffs[worst] <= atol, diffs[worst], atol, worst)
 
 
-def check_future_affects_past(model, source=None, seq_len: int = 6, threshold: float = 1e-3):
-    """2. Changing token 2 changes the logits at position 1 (and not in the causal source)."""
+def _token_changes(model, x: torch.Tensor, y: torch.Tensor, position: int) -> list[float]:
+    """Per layer (then the logits): change at ``position`` between inputs ``x`` and ``y``."""
+    hx = layer_probe.hidden_states_per_layer(model, x)
+    hy = layer_probe.hidden_states_per_layer(model, y)
+    return [_maxdiff(a[:, position], b[:, position]) for a, b in zip(hx, hy, strict=True)]
+
+
+def check_future_affects_past(model, source=None, seq_len: int = 6, threshold: float | None = None):
+    """2. The future reaches the past at every decoder layer (and nowhere in the causal source).
+
+    Two probes, both per layer: changing token 2 moves the hidden state at position 1 after
+    every layer and the logits; perturbing one layer's own input after position 1 moves that
+    layer's output at positions <= 1 (catches a causal layer anywhere in the stack).
+    """
+    threshold = tolerance(model) if threshold is None else threshold
     vocab = min(_vocab(model), _vocab(source)) if source is not None else _vocab(model)
     x = _ids(model, 1, seq_len, seed=2) % vocab
     y = x.clone()
     y[0, 2] = _bump(y[0, 2], vocab)
-    change = _maxdiff(_logits(model, x)[0, 1], _logits(model, y)[0, 1])
-    passed, detail = change > threshold, f"converted model changed by {change:.3g}"
+    token = _token_changes(model, x, y, position=1)
+    isolated = layer_probe.isolated_future_changes(model, x, position=1)
+    probes = {f"token 2 -> hidden state after layer {i + 1}": c for i, c in enumerate(token[:-1])}
+    probes["token 2 -> logits at position 1"] = token[-1]
+    probes.update({f"layer {i + 1} own input": c for i, c in enumerate(isolated)})
+    weakest = min(probes, key=probes.get)
+    change = probes[weakest]
+    passed, detail = change > threshold, f"weakest: {weakest}"
     if source is not None:
-        source_change = _maxdiff(_logits(source, x)[0, 1], _logits(source, y)[0, 1])
-        passed = passed and source_change <= 1e-6
-        detail += f"; source AR model changed by {source_change:.3g}"
+        source_change = max(_token_changes(source, x, y, position=1))
+        passed = passed and source_change <= tolerance(source)
+        detail += f"; source AR model changed by {source_change:.3g} (max over layers)"
     return ContractResult("future affects past", passed, change, threshold, detail)
 
 
-def check_staircase_kv_cache(model, block_size: int = 3, atol: float = 1e-4):
+def check_staircase_kv_cache(model, block_size: int = 3, atol: float | None = None):
     """3. Block-causal full forward == block 1 with use_cache=True, then block 2 on that cache."""
+    atol = tolerance(model) if atol is None else atol
     x = _ids(model, 1, 2 * block_size, seed=3)  # (1, 2b)
     valid = torch.ones_like(x, dtype=torch.bool)
     full = _logits(model, x, attention_mask=attention.block_causal_mask(valid, block_size))
@@ -102,16 +143,17 @@ def check_staircase_kv_cache(model, block_size: int = 3, atol: float = 1e-4):
         out2 = model(x[:, block_size:], attention_mask=second_mask,
                      position_ids=positions[:, block_size:],
                      past_key_values=out1.past_key_values, use_cache=True)  # fmt: skip
-    cached = torch.cat([out1.logits, out2.logits], dim=1).float()
+    cached = torch.cat([out1.logits, out2.logits], dim=1)
     diff = _maxdiff(cached, full)
     return ContractResult("staircase KV-cache equivalence", diff <= atol, diff, atol)
 
 
-def check_block_isolation(model, seq_len: int = 6, block_size: int = 2, atol: float = 1e-5):
+def check_block_isolation(model, seq_len: int = 6, block_size: int = 2, atol: float | None = None):
     """4. Under the BD3LM training mask, x_t block j ignores other x_t blocks and x_0 blocks >= j.
 
     A positive control checks that clean blocks < j do change them.
     """
+    atol = tolerance(model) if atol is None else atol
     xt, x0 = _ids(model, 2, seq_len, seed=4)
     xt, x0 = xt[None], x0[None]  # (1, L)
     vocab = _vocab(model)
@@ -133,18 +175,40 @@ def check_block_isolation(model, seq_len: int = 6, block_size: int = 2, atol: fl
             x03 = x0.clone()
             x03[:, : j * block_size] = _bump(x0[:, : j * block_size], vocab)
             leak_control = max(leak_control, _maxdiff(xt_logits(xt, x03)[:, blk], base[:, blk]))
-    passed = worst <= atol and leak_control > 1e-3
-    detail = f"clean earlier blocks change the logits by {leak_control:.3g} (must be > 1e-3)"
+    passed = worst <= atol and leak_control > atol
+    detail = f"clean earlier blocks change the logits by {leak_control:.3g} (must be > {atol:g})"
     return ContractResult("block isolation", passed, worst, atol, detail)
 
 
-def run_contract(model, source=None, bd3lm: bool = True) -> list[ContractResult]:
-    """Every contract check on one model (``bd3lm=False`` skips the two block-diffusion checks)."""
-    model.eval()
+def as_dtype(model, dtype: torch.dtype | None):
+    """``model`` itself if it already has ``dtype`` (or dtype is None), else an eval-mode copy."""
+    if dtype is None or model.dtype == dtype:
+        return model.eval()
+    return copy.deepcopy(model).to(dtype).eval()
+
+
+def run_contract(
+    model, source=None, bd3lm: bool = True, dtype: torch.dtype | None = torch.float64
+) -> list[ContractResult]:
+    """Every contract check on one model, on a ``dtype`` copy (``None``: the model's own dtype).
+
+    Args:
+        source: the causal AR model it came from (optional): it must stay causal at every layer.
+        bd3lm: False skips the two block-diffusion checks (3 and 4).
+    """
+    model = as_dtype(model, dtype)
+    source = as_dtype(source, dtype) if source is not None else None
     results = [check_padding_invariance(model), check_future_affects_past(model, source)]
     if bd3lm:
         results += [check_staircase_kv_cache(model), check_block_isolation(model)]
     return results
+
+
+def format_result(number: int, result: ContractResult) -> str:
+    """One line: number, PASS/FAIL, name, measured value, threshold, detail."""
+    status = "PASS" if result.passed else "FAIL"
+    return (f"{number}. {status}  {result.name:32s} {result.value:.3g} "
+            f"(threshold {result.threshold:g}) {result.detail}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,20 +219,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the A2D attention contract on a model.")
     parser.add_argument("--model_name_or_path", required=True)
     parser.add_argument("--attn_implementation", default="sdpa", choices=["sdpa", "eager"])
+    parser.add_argument(
+        "--dtype", default="float64", choices=list(DTYPES),
+        help="dtype of the checks: float64 decides, float32/bf16 indicate",
+    )  # fmt: skip
     parser.add_argument("--bd3lm", default="True", choices=["True", "False"])
     for flag in ("--trust_remote_code", "--allow_pickle_weights"):  # off unless asked for
         parser.add_argument(flag, default="False", choices=["True", "False"])
     args = parser.parse_args(argv)
     model, _ = loading.load_model(
-        args.model_name_or_path, require_a2d=True, dtype=torch.float32,
+        args.model_name_or_path, require_a2d=True, dtype=DTYPES[args.dtype],
         attn_implementation=args.attn_implementation,
         trust_remote_code=args.trust_remote_code == "True",
         allow_pickle_weights=args.allow_pickle_weights == "True",
     )  # fmt: skip
-    results = run_contract(model, bd3lm=args.bd3lm == "True")
-    for r in results:
-        status = "PASS" if r.passed else "FAIL"
-        print(f"{status}  {r.name:32s} {r.value:.3g} (threshold {r.threshold:g}) {r.detail}")
+    results = run_contract(model, bd3lm=args.bd3lm == "True", dtype=None)
+    print(f"attention contract: {args.model_name_or_path} ({args.attn_implementation}, "
+          f"{args.dtype})")  # fmt: skip
+    for number, result in enumerate(results, start=1):
+        print(format_result(number, result))
     return 0 if all(r.passed for r in results) else 1
 
 

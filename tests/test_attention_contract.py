@@ -4,9 +4,10 @@ Users run the same checks on their own model: python -m a2dkit.testing --model_n
 """
 
 import pytest
+import torch
 from conftest import FAMILIES, make_tiny_ar
 
-from a2dkit import convert, testing
+from a2dkit import convert, layer_probe, testing
 
 
 @pytest.fixture(params=[(f, a) for f in FAMILIES for a in ("sdpa", "eager")], ids=str)
@@ -14,7 +15,7 @@ def pair(request, fresh_tokenizer):
     family, attn = request.param
     source = make_tiny_ar(family, fresh_tokenizer, attn)
     a2d, _, _ = convert.to_diffusion(source, fresh_tokenizer)
-    return source, a2d
+    return testing.as_dtype(source, torch.float64), testing.as_dtype(a2d, torch.float64)
 
 
 def test_padding_invariance(pair):
@@ -66,3 +67,54 @@ def test_cli_runs_the_contract_on_a_saved_model(tmp_path, fresh_tokenizer, capsy
     )
     out = capsys.readouterr().out
     assert out.count("PASS") == 4 and "FAIL" not in out
+
+
+def test_run_contract_checks_a_float64_copy_and_leaves_the_model_alone(fresh_tokenizer):
+    source = make_tiny_ar("llama", fresh_tokenizer)
+    a2d, _, _ = convert.to_diffusion(source, fresh_tokenizer)
+    results = testing.run_contract(a2d, source=source)
+    assert all(r.passed for r in results) and {r.threshold for r in results} == {1e-6}
+    assert a2d.dtype == torch.float32 and source.dtype == torch.float32
+
+
+def test_one_causal_layer_at_the_top_fails_future_affects_past(fresh_tokenizer):
+    """The token probe alone misses it (layer 1 already mixed the future in); the per-layer
+    probe of each layer's own input names the causal layer."""
+    source = make_tiny_ar("qwen3", fresh_tokenizer)
+    a2d, _, _ = convert.to_diffusion(source, fresh_tokenizer)
+    a2d = testing.as_dtype(a2d, torch.float64)
+    top = layer_probe.decoder_layers(a2d)[-1]
+    forward = top.forward
+
+    def causal_forward(hidden_states, *args, **kwargs):
+        n = hidden_states.shape[1]
+        causal = torch.full((n, n), torch.finfo(torch.float64).min, dtype=torch.float64).triu(1)
+        return forward(hidden_states, *args, **{**kwargs, "attention_mask": causal[None, None]})
+
+    top.forward = causal_forward
+    result = testing.check_future_affects_past(a2d)
+    assert not result.passed and result.value == 0.0
+    assert result.detail == f"weakest: layer {len(layer_probe.decoder_layers(a2d))} own input"
+
+
+def test_decoder_layers_are_found_for_every_family(fresh_tokenizer):
+    for family in FAMILIES:
+        model = make_tiny_ar(family, fresh_tokenizer)
+        layers = layer_probe.decoder_layers(model)
+        assert len(layers) == model.config.num_hidden_layers
+        outs = layer_probe.layer_outputs(model, torch.tensor([[1, 2, 3]]))
+        hidden = layer_probe.hidden_states_per_layer(model, torch.tensor([[1, 2, 3]]))
+        assert len(outs) == len(layers) and torch.equal(outs[0], hidden[0])
+
+
+def test_cli_exits_1_with_a_numbered_fail_line(tmp_path, fresh_tokenizer, capsys):
+    source = make_tiny_ar("llama", fresh_tokenizer)
+    a2d, tok, _ = convert.to_diffusion(source, fresh_tokenizer)
+    a2d.config.is_causal = True  # a conversion left causal
+    a2d.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    argv = ["--model_name_or_path", str(tmp_path), "--dtype", "float32", "--bd3lm", "False"]
+    assert testing.main(argv) == 1
+    out = capsys.readouterr().out
+    assert "1. PASS  padding invariance" in out and "2. FAIL  future affects past" in out
+    assert "(sdpa, float32)" in out and "threshold 0.002" in out

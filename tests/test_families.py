@@ -156,7 +156,7 @@ def test_sdpa_asked_of_a_family_without_sdpa():
 def test_remote_code_needs_the_flag(tmp_path):
     config = {"model_type": "my_lm", "auto_map": {"AutoConfig": "configuration_my.MyConfig"}}
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="remote code.*--trust_remote_code True"):
+    with pytest.raises(ValueError, match="its own Python code.*--trust_remote_code True"):
         convert.detect(str(tmp_path))
 
 
