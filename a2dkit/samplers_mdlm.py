@@ -38,8 +38,8 @@ class MDLMSamplerConfig(SamplerConfig):
     Both are approximations: within a block, cached columns keep the keys/values of the canvas as
     it was at the block's first step, although bidirectional attention would let them see the
     tokens committed since. The first step of each block is exact (so a block filled in one step
-    matches "none"), and so is a 1-layer model, whose keys/values depend only on their own token;
-    with right-shifted logits the block's first column keeps the logits of that first step.
+    matches "none"), and so is a 1-layer model, whose keys/values depend only on their own token.
+    With right-shifted logits the column left of the block is run with the block (not cached).
     ``bench/bench_decoding.py`` measures the agreement with "none" and the exact match.
     """
 
@@ -98,43 +98,39 @@ class _BlockCache:
 
     The first call runs the whole canvas and keeps the keys/values of the prefix (and, "dual",
     of the suffix); later calls run the block (and, "prefix", the suffix) against them and crop
-    what they appended, so every step sees the same cache.
+    what they appended, so every step sees the same cache. With right-shifted logits the column
+    left of the block is run too (its logits predict the block's first token).
     """
 
     def __init__(self, sampler: MDLMSampler, c: _Canvas, span, config: SamplerConfig):
         self.sampler, self.c, self.span, self.config = sampler, c, span, config
-        self.cache, self.first = None, None  # first: (B', 1, V) logits of column span[0] - 1
+        self.first = span[0] - int(config.right_shift_logits)  # first column a step runs
+        self.cache = None
 
     def __call__(self) -> torch.Tensor:
-        if self.cache is None:
-            return guide(self._refresh(), self.config.cfg_scale)
-        logits = self._step()
-        if self.config.right_shift_logits:
-            logits = torch.cat([self.first, logits], dim=1)
-        return guide(logits, self.config.cfg_scale)
+        logits = self._step() if self.cache is not None else self._refresh()
+        return guide(logits, self.config.cfg_scale)  # (B, L, V)
 
     def _refresh(self) -> torch.Tensor:
-        (s, e), sampler = self.span, self.sampler
-        self.cache = DynamicCache(config=sampler.model.config)
-        logits = sampler._logits(self.c, self.span, self.config, cache=self.cache)  # (B', L, V)
+        self.cache = DynamicCache(config=self.sampler.model.config)
+        logits = self.sampler._logits(self.c, self.span, self.config, cache=self.cache)
         if self.config.kv_cache == "dual":
-            drop_columns(self.cache, s, e)  # keeps [prefix; suffix]
+            drop_columns(self.cache, self.first, self.span[1])  # keeps [prefix; suffix]
         else:
-            truncate(self.cache, s)  # keeps the prefix
-        self.first = logits[:, :1]
+            truncate(self.cache, self.first)  # keeps the prefix
         return logits
 
     def _step(self) -> torch.Tensor:
-        (s, e), config = self.span, self.config
+        (s, e), a, config = self.span, self.first, self.config
         x, valid, pos = self.sampler._batch(self.c, config)
         cached = self.cache.get_seq_length()
         if config.kv_cache == "dual":  # the keys sit in the order [prefix; suffix; block]
-            q, keys = slice(s, e), torch.cat([valid[:, :s], valid[:, e:], valid[:, s:e]], dim=1)
+            q, keys = slice(a, e), torch.cat([valid[:, :a], valid[:, e:], valid[:, a:e]], dim=1)
         else:  # [prefix; block; suffix]
-            q, keys = slice(s, x.shape[1]), valid
+            q, keys = slice(a, x.shape[1]), valid
         n = q.stop - q.start
         mask = keys[:, None, None, :].expand(-1, 1, n, -1)  # (B', 1, n, T) bool, pads off
-        keep = torch.arange(e - s - int(config.right_shift_logits), device=x.device)
+        keep = torch.arange(e - s, device=x.device)  # columns a .. a + L - 1 of the canvas
         logits = head_logits(self.sampler.model, x[:, q], keep, attention_mask=mask,
                              position_ids=pos[:, q], past_key_values=self.cache,
                              use_cache=True)  # fmt: skip
