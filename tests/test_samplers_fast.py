@@ -175,3 +175,19 @@ def test_mdlm_kv_cache_is_exact_at_refreshes_and_approximate_in_between(small_to
 def test_bad_kv_cache_configs_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MDLMSamplerConfig(**{"block_size": 8, "max_new_tokens": 32, **kwargs})
+
+
+def test_sample_cli_passes_kv_cache_and_threshold(small_tokenizer, tmp_path, capsys):
+    from a2dkit.cli import sample as sample_cli
+
+    model, tok = build(small_tokenizer)
+    model = model.float()
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    flags = dict(max_new_tokens=8, steps=8, block_size=4, kv_cache="dual", threshold=0.005)
+    argv = ["--model_name_or_path", str(tmp_path), "--algo", "mdlm", "--prompts", "ROMEO:"]
+    assert sample_cli.main(argv + [f"--{k}={v}" for k, v in flags.items()]) == 0
+    out = MDLMSampler(model, tok).sample([tok("ROMEO:")["input_ids"]], **flags)
+    printed = capsys.readouterr().out
+    assert f"{sample_cli.completion(tok, out, 0)}\n" in printed
+    assert f"{out.nfe} forward passes" in printed and out.nfe < 8  # threshold was applied
