@@ -299,7 +299,7 @@ import time
 
 blocks = dict(block_size=cfg.max_new_tokens // 4)  # 4 blocks, semi-autoregressive
 exact = sampler.sample(prompts, base, return_history=False, **blocks)
-for kv_cache, threshold in (("none", None), ("prefix", None), ("dual", None), ("dual", 0.2)):
+for kv_cache, threshold in (("none", None), ("prefix", None), ("dual", None), ("dual", 0.05)):
     start = time.process_time()
     fast = sampler.sample(prompts, base, kv_cache=kv_cache, threshold=threshold, **blocks)
     seconds = time.process_time() - start
