@@ -244,12 +244,12 @@ assert (ours_fed, card_fed) == (forward_tokens(*args, "ours"), forward_tokens(*a
 
 # %%
 per_token = {}
-for threshold in (None, 0.9, 0.5):
+for threshold in (None, 0.9, 0.05):  # the smoke PT model is rarely sure: 0.05 pays off
     o = sampler.sample([prompt], config, threshold=threshold, return_history=False)
     per_token[threshold] = o.nfe / (o.gen_end - o.gen_start)
     print(f"threshold={threshold}: {per_token[threshold]:.3f} forward passes per token "
           f"(AR greedy: 1.000)")  # fmt: skip
-assert min(per_token[0.9], per_token[0.5]) <= per_token[None]  # deterministic at smoke
+assert per_token[0.05] < per_token[None]  # several tokens per pass, deterministic at smoke
 
 # %% [markdown]
 # ## Batches: left padding and EOS per row
