@@ -235,6 +235,23 @@ assert (ours_fed, card_fed) == (forward_tokens(*args, "ours"), forward_tokens(*a
 # generation length. `bench/bench_sampler.py` runs the same comparison against the card's
 # algorithm on a 22M-parameter model (256 new tokens, block 32).
 #
+# ## Fewer forward passes than the AR model: threshold decoding
+#
+# The AR model it came from needs one forward pass per token. BD3LM needs `steps_per_block`
+# per block plus one cache write; with a confidence threshold (Fast-dLLM: commit every mask
+# surer than the threshold, at least one per step) a confident model fills a block in a few
+# passes. The chat CLI takes it as `--threshold 0.9`.
+
+# %%
+per_token = {}
+for threshold in (None, 0.9, 0.05):  # the smoke PT model is rarely sure: 0.05 pays off
+    o = sampler.sample([prompt], config, threshold=threshold, return_history=False)
+    per_token[threshold] = o.nfe / (o.gen_end - o.gen_start)
+    print(f"threshold={threshold}: {per_token[threshold]:.3f} forward passes per token "
+          f"(AR greedy: 1.000)")  # fmt: skip
+assert per_token[0.05] < per_token[None]  # several tokens per pass, deterministic at smoke
+
+# %% [markdown]
 # ## Batches: left padding and EOS per row
 #
 # Prompts of different lengths are **left**-padded to a common multiple of the block size, so

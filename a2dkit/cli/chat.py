@@ -1,7 +1,7 @@
 """Multi-turn chat with an A2D model; the denoising of every reply is replayed live with ``rich``.
 
 Run: python -m a2dkit.cli.chat --model_name_or_path models/a2d/Qwen3-0.6B --algo bd3lm \
-    --chat_template True
+    --chat_template True   (fast: --algo mdlm --kv_cache dual --threshold 0.9)
 Type a message and press Enter; "exit" or end of input (Ctrl-D) quits.
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573 (dLLM a2d chat.py).
 """

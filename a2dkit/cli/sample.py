@@ -2,6 +2,7 @@
 
 Run: python -m a2dkit.cli.sample --model_name_or_path models/a2d/Qwen3-0.6B --algo bd3lm \
     --chat_template True --prompts "Write a haiku about rain." --prompts "What is BFS?"
+Fast (Fast-dLLM): --algo mdlm --block_size 32 --kv_cache dual --threshold 0.9
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; Fast-dLLM arXiv 2505.22618.
 """
 
@@ -36,6 +37,10 @@ class SampleArguments:
     temperature: float = 0.0
     block_size: int = 32
     threshold: float | None = field(default=None, metadata={"help": "e.g. 0.9: parallel decoding"})
+    kv_cache: str | None = field(
+        default=None,
+        metadata={"help": "mdlm: none|prefix|dual; bd3lm: reuse|card (default: exact)"},
+    )
     cfg_scale: float = 0.0
     schedule: str | None = field(
         default=None, metadata={"help": "None: even split per block; 'linear': dLLM's counts"}
@@ -76,7 +81,8 @@ def load(args: SampleArguments):
 def sampler_options(args: SampleArguments) -> dict:
     """The sampler-config fields set by the flags."""
     names = ("remasking", "steps", "max_new_tokens", "temperature", "block_size", "threshold")
-    return {n: getattr(args, n) for n in (*names, "cfg_scale", "schedule")}
+    options = {n: getattr(args, n) for n in (*names, "cfg_scale", "schedule")}
+    return options | ({"kv_cache": args.kv_cache} if args.kv_cache is not None else {})
 
 
 def encode(tokenizer, messages_or_text, chat_template: bool) -> list[int]:

@@ -1,0 +1,47 @@
+"""bench/bench_decoding.py end to end at minimal sizes on tiny random checkpoints (no training)."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import pytest
+from conftest import make_tiny_ar
+
+from a2dkit.convert import to_diffusion
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_decoding.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_decoding", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_decoding_runs_every_row_with_consistent_ratios(bench, small_tokenizer, tmp_path):
+    tok = copy.deepcopy(small_tokenizer)
+    ar = make_tiny_ar("qwen3", tok)
+    ar.save_pretrained(tmp_path / "ar")
+    tok.save_pretrained(tmp_path / "ar")
+    a2d, a2d_tok = to_diffusion(copy.deepcopy(ar), tok)[:2]
+    a2d.save_pretrained(tmp_path / "a2d")
+    a2d_tok.save_pretrained(tmp_path / "a2d")
+    paths = ["--ar_model", tmp_path / "ar", "--mdlm_model", tmp_path / "a2d",
+             "--bd3lm_model", tmp_path / "a2d"]  # fmt: skip
+    argv = [*map(str, paths), "--num_prompts", "2", "--max_new_tokens", "8", "--block_size", "4",
+            "--dataset_args", "a2dkit/synthetic[train:1,test:2]"]  # fmt: skip
+    rows = {r["name"]: r for r in bench.run(bench.parse(argv))}
+    assert list(rows) == ["ar greedy"] + [name for name, *_ in bench.ROWS]
+    exact = rows[bench.EXACT]
+    assert exact["x_exact"] == 1.0 and exact["agree"] == 1.0
+    assert exact["nfe_per_token"] == 1.0  # steps = max_new_tokens: one token per forward
+    assert rows["ar greedy"]["nfe_per_token"] == 1.0 and rows["ar greedy"]["x_ar"] == 1.0
+    for r in rows.values():
+        assert r["cpu_tps"] > 0 and 0 <= r["accuracy"] <= 1 and 0 <= r["agree"] <= 1
+        assert len(r["gens"]) == 2
+    assert rows["bd3lm card"]["gens"] == rows["bd3lm reuse"]["gens"]  # same tokens, slower
+    assert "| mdlm dual +thr |" in bench.table(list(rows.values()))
