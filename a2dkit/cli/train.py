@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from a2dkit import config, convert, data, preprocess
+from a2dkit import config, convert, data, lora, preprocess
 from a2dkit.trainers import BD3LMTrainer, MDLMTrainer, PreemptionCallback
 
 ALGOS = {"mdlm": (config.MDLMConfig, MDLMTrainer), "bd3lm": (config.BD3LMConfig, BD3LMTrainer)}
@@ -31,8 +31,12 @@ def load_model(args: config.ModelArguments):
     path, remote = args.model_name_or_path, args.trust_remote_code
     dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
     kw = dict(attn_implementation=args.attn_implementation, dtype=dtype, trust_remote_code=remote)
+    kw |= lora.quantization_kwargs(args)  # {} unless --load_in_4bit (raises on CPU)
     model_type = convert.load_config(path, remote).model_type
     tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=remote)
+    if not model_type.startswith("a2d-") and args.load_in_4bit:
+        raise ValueError(f"--load_in_4bit needs a converted A2D checkpoint; {path!r} is AR: "
+                         "convert it first with `python -m a2dkit.convert`")  # fmt: skip
     if not model_type.startswith("a2d-"):
         print(f"[a2dkit] {model_type!r} is an AR model: converting it in memory", flush=True)
         source = transformers.AutoModelForCausalLM.from_pretrained(path, **kw)
@@ -94,6 +98,7 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
     parser.set_defaults(**CLI_DEFAULTS, **STAGE_DEFAULTS[kind])
     model_args, data_args, args = parser.parse_args_into_dataclasses(argv)
     model, tokenizer = load_model(model_args)
+    model = lora.apply_lora(model, model_args)  # unchanged unless --lora_r > 0
     with args.main_process_first(desc="tokenizing the dataset"):
         splits = build_datasets(kind, data_args, args, tokenizer)
     eval_split = splits.get("test", splits.get("validation"))
@@ -117,7 +122,7 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
         print(f"[a2dkit] preempted: checkpoint-{trainer.state.global_step} saved", flush=True)
         return PREEMPTED_EXIT_CODE
     final = Path(args.output_dir) / "checkpoint-final"
-    trainer.save_model(str(final))  # model + tokenizer (processing_class), on the main process
+    lora.save_final(trainer, final)  # model + tokenizer (LoRA: merged; adapter in lora-adapter)
     if args.should_save:  # the loss curve (log_history) travels with the final model
         trainer.state.save_to_json(str(final / "trainer_state.json"))
     print(f"[a2dkit] final model: {final}", flush=True)
