@@ -46,7 +46,6 @@ class DiffuGRPOConfig(GRPOConfig):
     scale_rewards: str = "none"
     learning_rate: float = 3e-6
     logging_steps: float = 1
-    report_to: str | list[str] | None = "none"
 
     def __post_init__(self) -> None:
         check_p_mask_prompt(self.p_mask_prompt)

@@ -200,13 +200,21 @@ def _code(text, cols, i, timeout: float = 5.0):
     return 1.0 if result.ok else 0.0
 
 
-# ---- the exact-match reward of a2dkit's synthetic tasks ----
-def _exact(text, cols, i):
+# ---- a2dkit's synthetic tasks: exact match, and the one-digit answer format ----
+def _reply(text: str) -> str:
     from a2dkit.synthetic import STOP_STRINGS
 
     for stop in STOP_STRINGS:
         text = text.split(stop)[0]
-    return 1.0 if text.strip().lower() == str(cols["answer"][i]).strip().lower() else 0.0
+    return text.strip().lower()
+
+
+def _exact(text, cols, i):
+    return 1.0 if _reply(text) == str(cols["answer"][i]).strip().lower() else 0.0
+
+
+def _digit(text, cols, i):
+    return 1.0 if re.fullmatch(r"\d", _reply(text)) else 0.0
 
 
 REWARDS: dict[str, RewardFunc] = {
@@ -215,6 +223,7 @@ REWARDS: dict[str, RewardFunc] = {
         "gsm8k_correctness": _gsm8k, "integer": _integer, "strict_format": _strict_format,
         "soft_format": _soft_format, "xml_count": _xml_count, "math_correctness": _math,
         "countdown": _countdown, "sudoku": _sudoku, "code": _code, "exact_match": _exact,
+        "digit_answer": _digit,
     }.items()
 }  # fmt: skip
 
