@@ -59,7 +59,7 @@ def test_sft_with_lora_saves_the_adapter_and_a_merged_model(a2d_dir, tmp_path):
     out = tmp_path / "sft"
     flags = ["--model_name_or_path", str(a2d_dir), "--output_dir", str(out), "--max_steps", "3",
              "--per_device_train_batch_size", "2", "--use_cpu", "True", "--disable_tqdm", "True",
-             "--save_strategy", "no", "--learning_rate", "5e-2", "--max_length", "32",
+             "--save_strategy", "no", "--learning_rate", "5e-2", "--max_length", "128",
              "--dataset_args", "a2dkit/synthetic[train:16,test:4,tasks:first]",
              "--lora_r", "4", "--lora_alpha", "8"]  # fmt: skip
     assert mdlm_sft.cli(flags) == 0
