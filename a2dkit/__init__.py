@@ -49,6 +49,8 @@ _MODULES = (
     "curves",
     "data",
     "eval",
+    "grpo",
+    "lora",
     "preprocess",
     "quality",
     "samplers",

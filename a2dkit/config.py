@@ -49,10 +49,26 @@ class ModelArguments:
     dtype: str = field(default="float32", metadata={"help": f"weights dtype, one of {DTYPES}"})
     trust_remote_code: bool = field(default=False, metadata={"help": "run the model's own code"})
     allow_pickle_weights: bool = field(default=False, metadata={"help": "load .bin weights"})
+    # LoRA (peft) and 4-bit loading, dLLM's flag names; lora_r = 0 trains every weight
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank (0 = no LoRA, full training)"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
+    lora_target_modules: str = field(
+        default="all-linear", metadata={"help": "comma-separated module names or 'all-linear'"}
+    )
+    load_in_4bit: bool = field(
+        default=False, metadata={"help": "QLoRA: 4-bit base weights (CUDA + bitsandbytes)"}
+    )
 
     def __post_init__(self) -> None:
         _check_choice("dtype", self.dtype, DTYPES)
         _check_choice("attn_implementation", self.attn_implementation, MASKABLE_ATTENTION)
+        if isinstance(self.lora_r, bool) or not isinstance(self.lora_r, int) or self.lora_r < 0:
+            raise ValueError(f"lora_r={self.lora_r!r} must be an integer >= 0 (0 = no LoRA)")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout={self.lora_dropout} must lie in [0, 1)")
+        if self.load_in_4bit and self.lora_r == 0:
+            raise ValueError("--load_in_4bit True trains only LoRA adapters: set --lora_r > 0")
 
 
 @dataclass

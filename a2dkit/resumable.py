@@ -88,7 +88,9 @@ class ResumableTrainerMixin:
         """Model + tokenizer + trainer state (the loss curve) into ``folder``, marked complete."""
         folder = Path(folder)
         self._clear(folder)
-        self.save_model(str(folder))  # model + tokenizer (processing_class), main process
+        from a2dkit import lora
+
+        lora.save_final(self, folder)  # model + tokenizer; LoRA: merged (adapter: lora-adapter)
         if self.args.should_save:
             self.state.save_to_json(str(folder / "trainer_state.json"))
         self.accelerator.wait_for_everyone()

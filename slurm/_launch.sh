@@ -131,8 +131,9 @@ a2d_launch() { # MODULE RECIPE-FLAGS... -- USER-FLAGS...: check, convert, run on
     # precedence: the recipe < TRAIN_ARGS (split on spaces) < flags given to sbatch
     # shellcheck disable=SC2206
     local -a args=(--resume_from_checkpoint auto "${recipe[@]}" ${TRAIN_ARGS:-} "${user[@]}")
-    "$PYTHON" "$A2D_ROOT/slurm/check_recipe.py" --algo "$ALGO" --model "$MODEL" \
-        --converted "$CONVERTED" -- "${args[@]}" || a2d_die "the recipe check failed (see above)"
+    "$PYTHON" "$A2D_ROOT/slurm/check_recipe.py" --algo "$ALGO" --stage "${STAGE:-sft}" \
+        --model "$MODEL" --converted "$CONVERTED" -- "${args[@]}" ||
+        a2d_die "the recipe check failed (see above)"
     # the first host of the allocation is the rendezvous point (outside Slurm: this host), at
     # the address Slurm itself reaches it by (NodeAddr; the host name unless the site sets one)
     local first addr

@@ -31,6 +31,13 @@ def parse_trainer_flags(algo: str, flags: list[str]):
     return parser.parse_args_into_dataclasses([*flags, "--bf16", "False", "--fp16", "False"])
 
 
+def parse_grpo_flags(algo: str, flags: list[str]):
+    """Parse ``flags`` as ``a2dkit.cli.<algo>.grpo`` does: (model, data, GRPO) args."""
+    from a2dkit.cli import grpo
+
+    return grpo.parse([*flags, "--bf16", "False", "--fp16", "False"])
+
+
 def _hub_offline() -> bool:
     flags = (os.environ.get(k, "") for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
     return any(f.upper() in ("1", "ON", "YES", "TRUE") for f in flags)
@@ -88,12 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--algo", required=True, choices=ALGOS)
     parser.add_argument("--model", required=True, help="the AR base model (Hub id or dir)")
     parser.add_argument("--converted", required=True, help="where its A2D conversion lives")
+    parser.add_argument("--stage", default="sft", choices=("sft", "grpo"), help="which trainer")
     parser.add_argument("flags", nargs=argparse.REMAINDER, help="-- then the trainer flags")
     args = parser.parse_args(argv)
     flags = args.flags[1:] if args.flags[:1] == ["--"] else args.flags
     try:
-        _, data_args, train_args = parse_trainer_flags(args.algo, flags)
-        names = check_datasets(data_args.dataset_args)
+        if args.stage == "grpo":  # --dataset NAME: a2dkit.grpo.tasks checks the name
+            _, data_args, train_args = parse_grpo_flags(args.algo, flags)
+            names = [data_args.dataset]
+        else:
+            _, data_args, train_args = parse_trainer_flags(args.algo, flags)
+            names = check_datasets(data_args.dataset_args)
         model_note = check_model(args.model, args.converted)
     except (ValueError, TypeError) as err:
         print(f"[a2dkit/slurm] error: {err}", file=sys.stderr)

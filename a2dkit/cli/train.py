@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from a2dkit import checkpoints, config, data, loading, preprocess
+from a2dkit import checkpoints, config, data, loading, lora, preprocess
 from a2dkit.cli.errors import run_cli
 from a2dkit.trainers import BD3LMTrainer, MDLMTrainer, PreemptionCallback
 
@@ -30,10 +30,17 @@ PREEMPTED_EXIT_CODE = 3  # checkpoint saved after SIGUSR1/SIGTERM: requeue and r
 def load_model(args: config.ModelArguments):
     """(model, tokenizer): a converted A2D checkpoint, or an AR one converted in memory."""
     dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
+    if args.load_in_4bit and not loading.load_config(
+        args.model_name_or_path, args.trust_remote_code
+    )[1].model_type.startswith("a2d-"):
+        raise ValueError(f"--load_in_4bit needs a converted A2D checkpoint; "
+                         f"{args.model_name_or_path!r} is AR: convert it first with "
+                         "`python -m a2dkit.convert`")  # fmt: skip
     model, tokenizer = loading.load_model(
         args.model_name_or_path, trust_remote_code=args.trust_remote_code,
         allow_pickle_weights=args.allow_pickle_weights, dtype=dtype,
         attn_implementation=args.attn_implementation,
+        **lora.quantization_kwargs(args),  # {} unless --load_in_4bit (raises on CPU)
     )  # fmt: skip
     if tokenizer.mask_token_id is None:  # the samplers need the tokenizer's mask token
         raise ValueError(
@@ -118,6 +125,7 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
     if finished:
         return 0
     model, tokenizer = load_model(model_args)
+    model = lora.apply_lora(model, model_args)  # unchanged unless --lora_r > 0
     with args.main_process_first(desc="tokenizing the dataset"):
         splits = build_datasets(kind, data_args, args, tokenizer)
     eval_split = splits.get("test", splits.get("validation"))
@@ -140,7 +148,8 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
         trainer.accelerator.wait_for_everyone()  # every rank's share of the checkpoint is on disk
         print(f"[a2dkit] preempted: checkpoint-{trainer.state.global_step} saved", flush=True)
         return PREEMPTED_EXIT_CODE
-    # model + tokenizer + the loss curve (log_history), marked complete once whole
+    # model + tokenizer (LoRA: merged; adapter in lora-adapter) + the loss curve (log_history),
+    # marked complete once whole
     final = trainer.save_final_model(Path(args.output_dir) / checkpoints.FINAL)
     print(f"[a2dkit] final model: {final}", flush=True)
     return 0
