@@ -93,8 +93,8 @@ _LAPTOP = _SMOKE.replace(
     curve_steps=15,
     batch_size=4,
     learning_rate=1e-4,
-    sampler_steps=64,
-    max_new_tokens=64,
+    sampler_steps=32,
+    max_new_tokens=32,
     # lookups and copying: a pretrained 135M model learns them in ~100 steps; the converted
     # model, never trained to denoise, answers almost none of them
     sft_dataset_args="a2dkit/synthetic[train:2000,test:32,tasks:first|last|copy]",
