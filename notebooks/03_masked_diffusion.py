@@ -43,7 +43,8 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # ## What you'll need
 #
 # - chapters 1 and 2 (the source model and its conversion; both cached at `smoke`);
-# - `pip install "a2dkit[tutorial]"`, a CPU at `smoke` (about a minute).
+# - `pip install "a2dkit[tutorial]"`, a CPU at `smoke` (about a minute); at `laptop` (SmolLM2-135M,
+#   `a2dkit[smollm2]`) minutes on 2 cores, most of it the MDLM run, which is cached afterwards.
 
 # %% tags=["parameters"]
 import os
