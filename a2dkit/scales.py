@@ -1,22 +1,25 @@
-"""The scale table: every size a notebook or recipe needs, for ``smoke``, ``warmup`` and ``full``.
+"""The scale table: every size a notebook or recipe needs, for ``smoke``, ``laptop``, ``warmup``
+and ``full``, and the loaders notebooks use to get each scale's source and trained models.
 
-``smoke`` = tiny offline models on CPU (seconds per notebook); ``warmup`` = the dLLM A2D README's
-tiny-shakespeare / alpaca commands on Qwen/Qwen3-0.6B (1 GPU); ``full`` = the Tiny-A2D SFT recipe.
-References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; dLLM examples/a2d/README.md.
+``smoke`` = tiny offline models on CPU (seconds per notebook); ``laptop`` = the real
+SmolLM2-135M-Instruct, offline, on 2 CPU cores (the whole book in about an hour); ``warmup`` = the
+dLLM A2D README's tiny-shakespeare / alpaca commands on Qwen/Qwen3-0.6B (1 GPU); ``full`` = the
+Tiny-A2D SFT recipe. References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; dLLM A2D README.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from a2dkit.scale_config import SMOLLM2, TINY, Algo, ScaleConfig
 
 __all__ = [
     "TINY",
+    "SMOLLM2",
     "TINY_A2D_MIXTURE",
     "ScaleConfig",
     "SCALES",
@@ -26,196 +29,11 @@ __all__ = [
     "training_log",
 ]
 
-# source_model value meaning "the offline tiny AR Qwen3 of a2dkit.tiny"
-TINY = "a2dkit/tiny-ar-qwen3"
 # the Tiny-A2D SFT mixture (dLLM README, "Tiny-A2D": Qwen3-0.6B-diffusion-{mdlm,bd3lm}-v0.1)
 TINY_A2D_MIXTURE = (
     "allenai/tulu-3-sft-mixture+HuggingFaceTB/smoltalk"
     "+OpenCoder-LLM/opc-sft-stage1[lang:python]+OpenCoder-LLM/opc-sft-stage2[lang:python]"
 )
-Algo = Literal["mdlm", "bd3lm"]
-
-
-@dataclass(frozen=True)
-class ScaleConfig:
-    """All sizes of one scale. ``max_steps = -1`` means "train for ``num_train_epochs``" (HF)."""
-
-    name: str
-    description: str
-    # --- source AR model (notebook 01) ---
-    source_model: str  # TINY or a Hub id
-    tiny_hidden_size: int  # tiny AR Qwen3 only (smoke)
-    tiny_num_layers: int
-    tiny_vocab_size: int
-    ar_pretrain_steps: int  # AR next-token pretraining of the tiny model
-    ar_seq_len: int
-    ar_batch_size: int
-    # --- continual pretraining on tiny-shakespeare (notebooks 03, 05) ---
-    pt_dataset_args: str
-    text_field: str
-    max_length: int  # packed sequence length L
-    mdlm_steps: int
-    bd3lm_steps: int
-    num_train_epochs: float
-    batch_size: int  # per device
-    learning_rate: float
-    block_size: int  # BD3LM block size, divides max_length
-    # --- sampling (notebooks 04, 06) ---
-    sampler_steps: int
-    max_new_tokens: int
-    temperature: float
-    # --- SFT (notebook 07) and the Tiny-A2D recipe (notebook 09) ---
-    sft_dataset_args: str
-    sft_max_length: int
-    sft_steps: int
-    sft_learning_rate: float
-    sft_num_train_epochs: float
-    gradient_accumulation_steps: int
-    num_eval_examples: int  # exact-match prompts before/after SFT
-    # --- evaluation (notebook 08) ---
-    eval_tasks: tuple[str, ...]
-    eval_limit: int | None  # lm-eval --limit (None = whole task)
-    elbo_samples: int  # Monte-Carlo samples of the likelihood bound
-    # --- hardware ---
-    num_nodes: int
-    gpus_per_node: int
-    accelerate_config: str  # a2dkit/accelerate_configs/<name>.yaml
-    dtype: str  # "float32" on CPU, "bfloat16" on GPU
-    use_cpu: bool
-
-    def __post_init__(self) -> None:
-        if self.max_length % self.block_size:
-            valid = [d for d in range(1, self.max_length + 1) if self.max_length % d == 0]
-            raise ValueError(
-                f"block_size={self.block_size} must divide max_length={self.max_length}; "
-                f"try one of {valid}"
-            )
-        if self.max_new_tokens % self.block_size:
-            raise ValueError(
-                f"block_size={self.block_size} must divide max_new_tokens={self.max_new_tokens}"
-            )
-        if self.sampler_steps <= 0 or self.batch_size <= 0:
-            raise ValueError(
-                f"sampler_steps={self.sampler_steps} and batch_size={self.batch_size} must be > 0"
-            )
-
-    @property
-    def world_size(self) -> int:
-        """Number of processes of the real run (nodes x GPUs per node; 1 on CPU)."""
-        return self.num_nodes * max(self.gpus_per_node, 1)
-
-    @property
-    def global_batch_size(self) -> int:
-        """Sequences per optimizer step (batch x gradient accumulation x world size)."""
-        return self.batch_size * self.gradient_accumulation_steps * self.world_size
-
-    @property
-    def is_tiny(self) -> bool:
-        """True when the source model is the offline tiny AR Qwen3 (no Hub access needed)."""
-        return self.source_model == TINY
-
-    @property
-    def device(self) -> str:
-        """Where notebooks put models and tensors, "cpu" or "cuda"."""
-        return "cpu" if self.use_cpu else "cuda"
-
-    def source_name_or_path(self) -> str:
-        """The source AR checkpoint: the tiny model's cache dir (smoke) or a Hub id."""
-        return self.tiny_ar_args().output_dir if self.is_tiny else self.source_model
-
-    def output_dir(self, *parts: str) -> Path:
-        """Where notebooks write runs: ``$A2DKIT_RUNS/<scale>/<parts>`` (default: the cache dir)."""
-        from a2dkit import corpus
-
-        root = Path(os.environ.get("A2DKIT_RUNS") or corpus.cache_dir() / "runs")
-        return root.joinpath(self.name, *parts)
-
-    def tiny_ar_args(self, output_dir: str | Path | None = None):
-        """``a2dkit.tiny.TinyARArguments`` of this scale's tiny AR model (cached by default).
-
-        Args:
-            output_dir: where to save it; default ``<a2dkit cache>/tiny-ar-qwen3-<dims>``.
-        """
-        from a2dkit import corpus, tiny
-
-        if output_dir is None:
-            dims = f"h{self.tiny_hidden_size}-l{self.tiny_num_layers}-v{self.tiny_vocab_size}"
-            output_dir = corpus.cache_dir() / f"tiny-ar-qwen3-{dims}-s{self.ar_pretrain_steps}"
-        return tiny.TinyARArguments(
-            output_dir=str(output_dir),
-            max_steps=self.ar_pretrain_steps,
-            seq_len=self.ar_seq_len,
-            batch_size=self.ar_batch_size,
-            hidden_size=self.tiny_hidden_size,
-            num_hidden_layers=self.tiny_num_layers,
-            vocab_size=self.tiny_vocab_size,
-        )
-
-    def training_args(self, algo: Algo, output_dir: str | Path, *, sft: bool = False, **overrides):
-        """``MDLMConfig`` / ``BD3LMConfig`` of this scale (``overrides`` win, e.g. ``max_steps``).
-
-        Args:
-            algo: "mdlm" or "bd3lm".
-            output_dir: the trainer's output directory.
-            sft: SFT sizes (``sft_*``) instead of continual-pretraining sizes.
-        """
-        from a2dkit.config import BD3LMConfig, MDLMConfig
-
-        classes = {"mdlm": MDLMConfig, "bd3lm": BD3LMConfig}
-        if algo not in classes:
-            raise ValueError(f"algo={algo!r} is not valid; choose one of {tuple(classes)}")
-        steps = (
-            self.sft_steps if sft else {"mdlm": self.mdlm_steps, "bd3lm": self.bd3lm_steps}[algo]
-        )
-        kwargs: dict[str, Any] = dict(
-            output_dir=str(output_dir),
-            max_steps=steps,
-            num_train_epochs=self.sft_num_train_epochs if sft else self.num_train_epochs,
-            learning_rate=self.sft_learning_rate if sft else self.learning_rate,
-            per_device_train_batch_size=self.batch_size,
-            per_device_eval_batch_size=self.batch_size,
-            gradient_accumulation_steps=self.gradient_accumulation_steps,
-            use_cpu=self.use_cpu,
-            bf16=self.dtype == "bfloat16",
-            report_to="none",
-            save_strategy="no",
-            disable_tqdm=True,
-            seed=0,
-        )
-        if algo == "bd3lm":
-            kwargs["block_size"] = self.block_size
-        return classes[algo](**{**kwargs, **overrides})
-
-    def cli_flags(self, algo: Algo, *, sft: bool = False) -> list[str]:
-        """The dLLM-style flags of ``a2dkit.cli.<algo>.<pt|sft>`` for this scale's real run."""
-        dataset = self.sft_dataset_args if sft else self.pt_dataset_args
-        flags = ["--dataset_args", dataset, "--max_length", str(self._length(algo, sft))]
-        if not sft:
-            flags += ["--text_field", self.text_field, "--insert_eos", "False"]
-        steps = (
-            self.sft_steps if sft else {"mdlm": self.mdlm_steps, "bd3lm": self.bd3lm_steps}[algo]
-        )
-        epochs = self.sft_num_train_epochs if sft else self.num_train_epochs
-        flags += ["--max_steps", str(steps)] if steps > 0 else ["--num_train_epochs", f"{epochs:g}"]
-        lr, batch = self.sft_learning_rate if sft else self.learning_rate, str(self.batch_size)
-        flags += ["--learning_rate", f"{lr:g}", "--per_device_train_batch_size", batch]
-        flags += ["--per_device_eval_batch_size", batch]
-        flags += ["--gradient_accumulation_steps", str(self.gradient_accumulation_steps)]
-        return flags + (["--block_size", str(self.block_size)] if algo == "bd3lm" else [])
-
-    def _length(self, algo: Algo, sft: bool) -> int:
-        # Tiny-A2D: MDLM SFT at 1024 tokens, BD3LM at 512 (dLLM README); pt uses max_length
-        if not sft:
-            return self.max_length
-        return self.sft_max_length if algo == "mdlm" else min(self.sft_max_length, 512)
-
-    def replace(self, **changes) -> ScaleConfig:
-        """A copy with some fields changed; unknown names raise TypeError listing the valid ones."""
-        names = [f.name for f in fields(self)]
-        if unknown := sorted(set(changes) - set(names)):
-            raise TypeError(f"unknown ScaleConfig fields {unknown}; valid: {names}")
-        return replace(self, **changes)
-
 
 _SMOKE = ScaleConfig(
     name="smoke",
@@ -227,11 +45,13 @@ _SMOKE = ScaleConfig(
     ar_pretrain_steps=300,
     ar_seq_len=64,
     ar_batch_size=16,
+    chat_max_new_tokens=24,
     pt_dataset_args="Trelis/tiny-shakespeare",
     text_field="Text",
     max_length=64,
     mdlm_steps=60,
     bd3lm_steps=60,
+    curve_steps=60,
     num_train_epochs=1,
     batch_size=16,
     learning_rate=1e-3,
@@ -248,6 +68,9 @@ _SMOKE = ScaleConfig(
     sft_num_train_epochs=1,
     gradient_accumulation_steps=1,
     num_eval_examples=16,
+    sft_max_new_tokens=32,
+    sft_sampler_steps=32,
+    sft_min_gain=0.25,
     eval_tasks=("a2dkit_synthetic",),
     eval_limit=8,
     elbo_samples=8,
@@ -258,14 +81,42 @@ _SMOKE = ScaleConfig(
     use_cpu=True,
 )
 
+# the real pretrained model on 2 CPU cores: sizes measured so the whole book runs in about an hour
+_LAPTOP = _SMOKE.replace(
+    name="laptop",
+    description="SmolLM2-135M-Instruct (real, offline) on 2 CPU cores: the book in about an hour",
+    source_model=SMOLLM2,
+    chat_max_new_tokens=48,
+    max_length=128,
+    mdlm_steps=80,
+    bd3lm_steps=60,
+    curve_steps=15,
+    batch_size=4,
+    learning_rate=1e-4,
+    sampler_steps=32,
+    max_new_tokens=32,
+    # lookups and copying: a pretrained 135M model learns them in ~100 steps; the converted
+    # model, never trained to denoise, answers almost none of them
+    sft_dataset_args="a2dkit/synthetic[train:2000,test:32,tasks:first|last|copy]",
+    sft_steps=120,
+    sft_learning_rate=1e-4,
+    num_eval_examples=24,
+    sft_max_new_tokens=16,
+    sft_sampler_steps=16,
+    sft_min_gain=0.25,
+    elbo_samples=4,
+)
+
 # dLLM A2D README "Warmup": tiny-shakespeare pt / alpaca SFT of Qwen/Qwen3-0.6B
 _WARMUP = _SMOKE.replace(
     name="warmup",
     description="Qwen/Qwen3-0.6B, the dLLM README warmup commands, 1 GPU",
     source_model="Qwen/Qwen3-0.6B",
+    chat_max_new_tokens=128,
     max_length=128,
     mdlm_steps=-1,
     bd3lm_steps=-1,
+    curve_steps=200,
     num_train_epochs=20,
     learning_rate=1e-4,
     block_size=32,
@@ -278,6 +129,9 @@ _WARMUP = _SMOKE.replace(
     sft_learning_rate=1e-4,
     sft_num_train_epochs=20,
     num_eval_examples=100,
+    sft_max_new_tokens=128,
+    sft_sampler_steps=128,
+    sft_min_gain=0.0,
     eval_tasks=("gsm8k_cot",),
     eval_limit=100,
     elbo_samples=32,
@@ -293,6 +147,8 @@ _FULL = _WARMUP.replace(
     description="the Tiny-A2D SFT recipe: Qwen/Qwen3-0.6B, 64 GPUs (prepared, launched via Slurm)",
     max_new_tokens=256,
     sampler_steps=256,
+    sft_max_new_tokens=256,
+    sft_sampler_steps=256,
     temperature=0.0,
     sft_dataset_args=TINY_A2D_MIXTURE,
     sft_max_length=1024,
@@ -306,11 +162,12 @@ _FULL = _WARMUP.replace(
     accelerate_config="zero2",
 )
 
-SCALES: dict[str, ScaleConfig] = {s.name: s for s in (_SMOKE, _WARMUP, _FULL)}
+SCALES: dict[str, ScaleConfig] = {s.name: s for s in (_SMOKE, _LAPTOP, _WARMUP, _FULL)}
 
 
 def get_scale(name: str) -> ScaleConfig:
-    """The ``ScaleConfig`` called ``name`` (case-insensitive).
+    """The ``ScaleConfig`` called ``name`` (case-insensitive); the notebooks' entry point, so it
+    also hides progress bars (noise on a static book page; ``a2dkit.progress``).
 
     Raises:
         ValueError: unknown name; the message lists the valid ones.
@@ -320,6 +177,9 @@ def get_scale(name: str) -> ScaleConfig:
     key = name.strip().lower()
     if key not in SCALES:
         raise ValueError(f"unknown scale {name!r}; valid scales: {list(SCALES)}")
+    from a2dkit import progress
+
+    progress.hide_progress_bars()
     return SCALES[key]
 
 
@@ -327,7 +187,8 @@ def load_source_model(cfg: ScaleConfig, *, attn_implementation: str = "sdpa"):
     """The scale's source AR model and tokenizer, in eval mode.
 
     ``smoke``: the tiny AR Qwen3, pretrained once and cached (``a2dkit.tiny.build_tiny_ar``);
-    otherwise ``AutoModelForCausalLM.from_pretrained(cfg.source_model)`` (needs the Hub or cache).
+    ``laptop``: SmolLM2-135M-Instruct from ``a2dkit.assets`` (offline, built once); otherwise
+    ``AutoModelForCausalLM.from_pretrained(cfg.source_model)`` (needs the Hub or its cache).
 
     Returns:
         (model, tokenizer, info) where info is the tiny pretraining summary (or {}).

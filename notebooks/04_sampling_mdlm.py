@@ -49,7 +49,7 @@ import os
 
 import a2dkit.scales
 
-SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "warmup" | "full"
+SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
 cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%

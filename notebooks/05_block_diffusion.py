@@ -45,14 +45,15 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # ## What you'll need
 #
 # - chapters 2 (conversion, the three masks) and 3 (the MDLM loss);
-# - `pip install "a2dkit[tutorial]"`, a CPU at `smoke` (about a minute, most of it training).
+# - `pip install "a2dkit[tutorial]"`, a CPU at `smoke` (about a minute, most of it training); at
+#   `laptop` minutes on 2 cores (the BD3LM run on the real model, cached afterwards).
 
 # %% tags=["parameters"]
 import os
 
 import a2dkit.scales
 
-SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "warmup" | "full"
+SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
 cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%

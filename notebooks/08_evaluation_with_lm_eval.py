@@ -51,7 +51,7 @@ import os
 
 import a2dkit.scales
 
-SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "warmup" | "full"
+SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
 cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%
@@ -218,13 +218,13 @@ print(json.dumps(lm_eval_tasks.synthetic_task_rows()[1]))
 local = {p.stem for p in lm_eval_tasks.TASKS_DIR.glob("*/*.yaml")}
 tasks = [*cfg.eval_tasks, "a2dkit_synthetic_mc"]
 manager = lm_eval_tasks.task_manager(include_defaults=not set(tasks) <= local)
-block = {"mdlm": cfg.max_new_tokens, "bd3lm": cfg.block_size}  # MDLM: one block, as published
+block = {"mdlm": cfg.sft_max_new_tokens, "bd3lm": cfg.block_size}  # MDLM: one block (published)
 
 # %%
 results = {}
 for algo, (model, tok) in models.items():
-    args = dict(pretrained=model, tokenizer=tok, max_new_tokens=cfg.max_new_tokens,
-                steps=cfg.sampler_steps, block_size=block[algo], temperature=cfg.temperature,
+    args = dict(pretrained=model, tokenizer=tok, max_new_tokens=cfg.sft_max_new_tokens,
+                steps=cfg.sft_sampler_steps, block_size=block[algo], temperature=cfg.temperature,
                 mc_num=cfg.elbo_samples, device=cfg.device)  # fmt: skip
     results[algo] = lm_eval.simple_evaluate(
         model=f"a2d_{algo}", model_args=args, tasks=tasks, limit=cfg.eval_limit,

@@ -51,7 +51,7 @@ import os
 
 import a2dkit.scales
 
-SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "warmup" | "full"
+SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
 cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%
@@ -326,7 +326,7 @@ ax.legend()
 model = AutoModelForMaskedLM.from_pretrained(run_dir / "checkpoint-final").to(cfg.device).eval()
 tok = AutoTokenizer.from_pretrained(run_dir / "checkpoint-final")
 test = sft_data["test"].select(range(min(cfg.num_eval_examples, len(sft_data["test"]))))
-sampling = dict(max_new_tokens=cfg.max_new_tokens, steps=cfg.sampler_steps,
+sampling = dict(max_new_tokens=cfg.sft_max_new_tokens, steps=cfg.sft_sampler_steps,
                 block_size=cfg.block_size)  # fmt: skip
 sample = BD3LMSampler(model, tok).sample(synthetic.chat_prompts(test.select([0]), tok), **sampling)
 viz.plot_trajectory(sample.history, tok)

@@ -82,3 +82,11 @@ def test_library_modules_stay_under_the_hard_size_limit():
     sizes = {p.name: len(p.read_text().splitlines()) for p in (ROOT / "a2dkit").rglob("*.py")}
     too_long = {name: n for name, n in sizes.items() if n > 400}
     assert not too_long, f"modules over 400 lines: {too_long}"
+
+
+def test_the_published_book_is_built_at_laptop_and_ci_runs_smoke():
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "pages.yml").read_text())
+    build = workflow["jobs"]["build"]
+    assert build["env"]["A2DKIT_SCALE"] == "laptop"
+    assert any("book/build.py" in step.get("run", "") for step in build["steps"])
+    assert "export A2DKIT_SCALE ?= smoke" in (ROOT / "Makefile").read_text()  # make test / CI

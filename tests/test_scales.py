@@ -8,14 +8,14 @@ import pytest
 from a2dkit import scales
 
 
-def test_three_scales_in_order_and_each_named_after_its_key():
-    assert list(scales.SCALES) == ["smoke", "warmup", "full"]
+def test_four_scales_in_order_and_each_named_after_its_key():
+    assert list(scales.SCALES) == ["smoke", "laptop", "warmup", "full"]
     assert all(cfg.name == name for name, cfg in scales.SCALES.items())
 
 
 def test_get_scale_is_case_insensitive_and_rejects_unknown_names_listing_valid_ones():
     assert scales.get_scale("Smoke") is scales.SCALES["smoke"]
-    with pytest.raises(ValueError, match=r"'tiny'.*\['smoke', 'warmup', 'full'\]"):
+    with pytest.raises(ValueError, match=r"'tiny'.*\['smoke', 'laptop', 'warmup', 'full'\]"):
         scales.get_scale("tiny")
     with pytest.raises(TypeError, match="str"):
         scales.get_scale(1)
@@ -28,10 +28,26 @@ def test_block_size_divides_the_lengths(name):
     assert cfg.max_new_tokens % cfg.block_size == 0
 
 
-def test_only_smoke_is_offline_and_on_cpu():
-    smoke, warmup, full = scales.SCALES.values()
+def test_smoke_and_laptop_are_offline_and_on_cpu():
+    smoke, laptop, warmup, full = scales.SCALES.values()
     assert smoke.is_tiny and smoke.use_cpu and smoke.world_size == 1
+    assert laptop.source_model == scales.SMOLLM2 == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert not laptop.is_tiny and laptop.use_cpu and laptop.dtype == "float32"
     assert not warmup.is_tiny and warmup.source_model == full.source_model == "Qwen/Qwen3-0.6B"
+
+
+def test_laptop_source_resolves_offline_through_the_asset(monkeypatch, tmp_path):
+    from a2dkit import assets
+
+    calls = []
+    monkeypatch.setattr(assets, "smollm2_checkpoint", lambda: calls.append(1) or tmp_path)
+    assert scales.get_scale("laptop").source_name_or_path() == str(tmp_path) and calls == [1]
+    assert scales.get_scale("warmup").source_name_or_path() == "Qwen/Qwen3-0.6B"  # a Hub id
+
+
+def test_block_size_must_divide_the_sft_answer_length():
+    with pytest.raises(ValueError, match="block_size=16 must divide sft_max_new_tokens=20"):
+        scales.get_scale("laptop").replace(sft_max_new_tokens=20)
 
 
 def test_full_matches_the_tiny_a2d_recipe_global_batch():
