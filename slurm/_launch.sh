@@ -79,7 +79,8 @@ a2d_check_vars() { # every recipe variable present and well formed; the batch ar
         "$PER_DEVICE_BATCH x GRAD_ACCUM=$GRAD_ACCUM x $NUM_NODES node(s) x GPUS_PER_NODE=" \
         "$GPUS_PER_NODE = $batch; change GRAD_ACCUM, PER_DEVICE_BATCH or the node count (sbatch" \
         "--nodes), or set GLOBAL_BATCH=$batch if you mean to change the recipe"
-    MAIN_PORT=${MAIN_PORT:-$((20000 + ${SLURM_JOB_ID:-0} % 20000))}
+    # a requeued job gets a fresh port: the last run's rendezvous port may still be held
+    MAIN_PORT=${MAIN_PORT:-$((20000 + (${SLURM_JOB_ID:-0} * 16 + ${SLURM_RESTART_COUNT:-0}) % 20000))}
     a2d_int MAIN_PORT "$MAIN_PORT" 1024
 }
 

@@ -148,7 +148,7 @@ def _dry_run(script: str, tmp_path: Path, args=(), **env: str) -> subprocess.Com
     base |= dict(A2DKIT_SCALE="full", MIN_FREE_GB="0")  # the recipe as shipped, any disk
     cmd = ["bash", str(REPO / "slurm" / script) if "/" not in script else script, *args]
     return subprocess.run(
-        cmd, env={**base, **env}, cwd=tmp_path, capture_output=True, text=True, timeout=120
+        cmd, env={**base, **env}, cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
 
 
