@@ -197,6 +197,15 @@ a2d_node() { # PYTHON LAUNCH-FLAGS...: one node's task; a USR1 is for the traine
     local python=$1 pid rc got=""
     shift
     trap '' USR1 # inherited: the launcher (torch elastic agent) ignores it, each trainer handles it
+    # other nodes wait for the first node's rendezvous store: where the nodes share one address
+    # (a cluster on one host) an agent starting first would take the port rank 0 checks is free
+    if [ "${SLURM_NODEID:-0}" != 0 ] && [ -n "${PET_RDZV_ENDPOINT:-}" ]; then
+        local host=${PET_RDZV_ENDPOINT%:*} port=${PET_RDZV_ENDPOINT##*:} waited=0
+        until (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null || ((waited >= 300)); do
+            sleep 1
+            waited=$((waited + 1))
+        done
+    fi
     "$python" -m accelerate.commands.launch --machine_rank "${SLURM_NODEID:-0}" "$@" &
     pid=$!
     trap 'got=1' USR1
