@@ -1,6 +1,6 @@
 """Generic A2D families: ``a2d-<family>`` classes for any decoder-only transformers model type.
 
-A family converts if its ``*ForCausalLM`` can be subclassed with :class:`modeling.A2DForwardMixin`
+A family converts if its ``*ForCausalLM`` can be subclassed with ``modeling.A2DForwardMixin``
 and the contract holds on a tiny random instance (``a2dkit.contract_generic``). What can be said
 from the config and the modeling source alone is said here, as named refusal reasons.
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; dLLM A2D (model_type ``a2d-<family>``).

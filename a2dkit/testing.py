@@ -2,7 +2,7 @@
 
 The checks run on a float64 copy of the model by default: a correct conversion then differs by
 rounding (~1e-12) and a wrong one by O(1e-2..1), so one tolerance decides (float32 noise on a
-30-layer model, ~5e-4, would not). Per-layer probes live in :mod:`a2dkit.layer_probe`.
+30-layer model, ~5e-4, would not). Per-layer probes live in ``a2dkit.layer_probe``.
 Run on your own converted model: python -m a2dkit.testing --model_name_or_path models/a2d/Qwen3-0.6B
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573 (§3.2 staircase mask).
 """
@@ -38,7 +38,7 @@ class ContractResult:
 
 
 def tolerance(model) -> float:
-    """The contract's tolerance for the model's dtype (see :data:`TOLERANCE`)."""
+    """The contract's tolerance for the model's dtype (see ``TOLERANCE``)."""
     if model.dtype not in TOLERANCE:
         raise ValueError(f"no contract tolerance for dtype={model.dtype}; use one of {DTYPES}")
     return TOLERANCE[model.dtype]
