@@ -46,3 +46,14 @@ def make_tiny_ar(family: str, tokenizer, attn_implementation: str = "sdpa", seed
     return tiny.tiny_model(
         family, vocab_size=vocab, seed=seed, attn_implementation=attn_implementation
     )
+
+
+@pytest.fixture
+def a2d_dir(tmp_path, fresh_tokenizer):
+    """A tiny converted qwen3 A2D checkpoint on disk (model + tokenizer)."""
+    from a2dkit import convert
+
+    model, tok, _ = convert.to_diffusion(make_tiny_ar("qwen3", fresh_tokenizer), fresh_tokenizer)
+    model.save_pretrained(tmp_path / "a2d")
+    tok.save_pretrained(tmp_path / "a2d")
+    return tmp_path / "a2d"

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_tiny_ar
 from safetensors.torch import load_file
 
-from a2dkit import checkpoints, convert
+from a2dkit import checkpoints
 from a2dkit.cli import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,14 +36,6 @@ def save_and_die(self, path):
 TrainerState.save_to_json = save_and_die
 sys.exit(train.main("mdlm", "sft", sys.argv[1:]))
 """
-
-
-@pytest.fixture
-def a2d_dir(tmp_path, fresh_tokenizer):
-    model, tok, _ = convert.to_diffusion(make_tiny_ar("qwen3", fresh_tokenizer), fresh_tokenizer)
-    model.save_pretrained(tmp_path / "a2d")
-    tok.save_pretrained(tmp_path / "a2d")
-    return tmp_path / "a2d"
 
 
 def _flags(model_dir, out, *extra):

@@ -4,22 +4,13 @@ import json
 
 import pytest
 import torch
-from conftest import make_tiny_ar
 from transformers import AutoModelForMaskedLM
 
 import a2dkit  # noqa: F401  (registers the a2d-* model types)
-from a2dkit import convert, lora
+from a2dkit import lora
 from a2dkit.cli.bd3lm import grpo as bd3lm_grpo
 from a2dkit.cli.mdlm import grpo as mdlm_grpo
 from a2dkit.cli.mdlm import sft as mdlm_sft
-
-
-@pytest.fixture
-def a2d_dir(tmp_path, fresh_tokenizer):
-    model, tok, _ = convert.to_diffusion(make_tiny_ar("qwen3", fresh_tokenizer), fresh_tokenizer)
-    model.save_pretrained(tmp_path / "a2d")
-    tok.save_pretrained(tmp_path / "a2d")
-    return tmp_path / "a2d"
 
 
 def _grpo_flags(model_dir, out, *extra) -> list[str]:

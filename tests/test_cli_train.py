@@ -5,18 +5,9 @@ from conftest import make_tiny_ar
 from transformers import AutoModelForMaskedLM
 
 import a2dkit  # noqa: F401  (registers the a2d-* model types)
-from a2dkit import convert
 from a2dkit.cli import train
 from a2dkit.cli.bd3lm import sft as bd3lm_sft
 from a2dkit.cli.mdlm import pt as mdlm_pt
-
-
-@pytest.fixture
-def a2d_dir(tmp_path, fresh_tokenizer):
-    model, tok, _ = convert.to_diffusion(make_tiny_ar("qwen3", fresh_tokenizer), fresh_tokenizer)
-    model.save_pretrained(tmp_path / "a2d")
-    tok.save_pretrained(tmp_path / "a2d")
-    return tmp_path / "a2d"
 
 
 def _flags(model_dir, out, *extra):
