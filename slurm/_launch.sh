@@ -23,17 +23,20 @@ a2d_on_usr1() { # Slurm's warning (--signal=B:USR1@300): every rank stops after 
     a2d_log "USR1: the trainers checkpoint after this optimizer step; then the job requeues"
 }
 
-a2d_overrides() { # ALGO: A2DKIT_SCALE=smoke -> slurm/smoke.env; VARIANT=NAME -> slurm/NAME.env
+a2d_overrides() { # ALGO [STAGE=sft|grpo]: A2DKIT_SCALE=smoke -> slurm/smoke.env
+    # (STAGE=grpo: slurm/grpo_smoke.env); VARIANT=NAME -> slurm/NAME.env
     ALGO=$1
+    STAGE=${2:-sft}
     case ${A2DKIT_SCALE:-full} in
     full) ;;
-    smoke) source "$A2D_ROOT/slurm/smoke.env" ;;
+    smoke) if [ "$STAGE" = grpo ]; then source "$A2D_ROOT/slurm/grpo_smoke.env"; else
+        source "$A2D_ROOT/slurm/smoke.env"; fi ;;
     *) a2d_die "A2DKIT_SCALE='$A2DKIT_SCALE' is not a recipe scale; use full or smoke" \
         "(warmup is a one-GPU run: see notebooks 03-07)" ;;
     esac
     [ -z "${VARIANT:-}" ] && return
     local variants
-    variants=$(cd "$A2D_ROOT/slurm" && ls -- *.env | sed 's/\.env$//' | grep -vx smoke | tr '\n' ' ')
+    variants=$(cd "$A2D_ROOT/slurm" && ls -- *.env | sed 's/\.env$//' | grep -v 'smoke$' | tr '\n' ' ')
     [[ "$VARIANT" =~ ^[a-z0-9_-]+$ && -f "$A2D_ROOT/slurm/$VARIANT.env" ]] ||
         a2d_die "VARIANT='$VARIANT' is not one of: $variants(slurm/<name>.env)"
     source "$A2D_ROOT/slurm/$VARIANT.env"
@@ -112,6 +115,7 @@ print(u.find_spec("a2dkit").submodule_search_locations[0])') ||
 
 a2d_convert_once() { # in the batch script (first node), once per output: convert if missing
     [ -f "$CONVERTED/config.json" ] && return
+    [ "$CONVERTED" = "$MODEL" ] && return # already an A2D model (the GRPO recipes' default)
     local tmp="$CONVERTED.tmp-${SLURM_JOB_ID:-$$}"
     a2d_log "converting $MODEL -> $CONVERTED"
     "$PYTHON" -m a2dkit.convert --model_name_or_path "$MODEL" --output_dir "$tmp" \
@@ -132,7 +136,7 @@ a2d_launch() { # MODULE RECIPE-FLAGS... -- USER-FLAGS...: check, convert, run on
     # precedence: the recipe < TRAIN_ARGS (split on spaces) < flags given to sbatch
     # shellcheck disable=SC2206
     local -a args=(--resume_from_checkpoint auto "${recipe[@]}" ${TRAIN_ARGS:-} "${user[@]}")
-    "$PYTHON" "$A2D_ROOT/slurm/check_recipe.py" --algo "$ALGO" --stage "${STAGE:-sft}" \
+    "$PYTHON" "$A2D_ROOT/slurm/check_recipe.py" --algo "$ALGO" --stage "$STAGE" \
         --model "$MODEL" --converted "$CONVERTED" -- "${args[@]}" ||
         a2d_die "the recipe check failed (see above)"
     # the first host of the allocation is the rendezvous point (outside Slurm: this host), at

@@ -16,8 +16,7 @@
 set -o pipefail  # no -u: a missing recipe variable gets a clear error from _launch.sh
 A2D_ROOT=${A2D_ROOT:-${SLURM_SUBMIT_DIR:-$(cd "$(dirname "$0")/.." && pwd)}}
 source "$A2D_ROOT/slurm/_launch.sh" || { echo "run from the a2dkit repo or set A2D_ROOT" >&2; exit 2; }
-a2d_overrides mdlm
-STAGE=grpo                          # check_recipe.py parses the GRPO flags
+a2d_overrides mdlm grpo            # STAGE=grpo: check_recipe.py parses the GRPO flags
 MODEL=${MODEL:-dllm-hub/Qwen3-0.6B-diffusion-mdlm-v0.1}  # already A2D: no conversion
 CONVERTED=${CONVERTED:-$MODEL}
 DATASET=${DATASET:-gsm8k}

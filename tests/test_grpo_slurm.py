@@ -13,7 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _dry_run(script: str, tmp_path, **env) -> subprocess.CompletedProcess:
-    full = {**os.environ, "DRY_RUN": "1", "OUTPUT_DIR": str(tmp_path / "out"), **env}
+    # the recipe as shipped unless the test says otherwise (make exports A2DKIT_SCALE=smoke)
+    full = {**os.environ, "DRY_RUN": "1", "OUTPUT_DIR": str(tmp_path / "out")}
+    full |= {"A2DKIT_SCALE": "full", "MIN_FREE_GB": "0", **env}
     return subprocess.run(["bash", str(REPO / "slurm" / script)], env=full, cwd=REPO,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
 
@@ -43,3 +45,22 @@ def test_grpo_recipe_dry_run_has_dllm_settings(converted, tmp_path):
 def test_grpo_recipe_refuses_an_unknown_dataset(converted, tmp_path):
     res = _dry_run("grpo_tiny_a2d_mdlm.sh", tmp_path, MODEL=str(converted), DATASET="nope")
     assert res.returncode == 2 and "unknown dataset 'nope'" in res.stderr
+
+
+@pytest.mark.parametrize("algo", ["mdlm", "bd3lm"])
+def test_grpo_smoke_scale_is_an_offline_cpu_recipe(converted, tmp_path, algo):
+    """A2DKIT_SCALE=smoke takes slurm/grpo_smoke.env, not the SFT smoke recipe (whose dataset
+    spec is no GRPO task): the offline countdown puzzles on 2 gloo CPU processes."""
+    res = _dry_run(f"grpo_tiny_a2d_{algo}.sh", tmp_path, A2DKIT_SCALE="smoke",
+                   MODEL=str(converted), CONVERTED=str(converted))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    launch = res.stderr.split("accelerate launch", 1)[1]
+    assert "cpu.yaml" in launch and "--num_processes 2" in launch
+    assert "--dataset a2dkit/countdown" in launch and "--use_cpu True" in launch
+    # TRAIN_ARGS come after the recipe's flags, so the smoke adapter and iterations win
+    assert launch.index("--lora_r 128") < launch.index("--lora_r 8")
+    assert launch.index("--num_iterations 12") < launch.index("--num_iterations 2")
+    sft = _dry_run(f"tiny_a2d_{algo}.sh", tmp_path, A2DKIT_SCALE="smoke", MODEL=str(converted),
+                   CONVERTED=str(converted))  # fmt: skip
+    assert sft.returncode == 0, sft.stderr  # negative control: the SFT smoke recipe is unchanged
+    assert "a2dkit/synthetic[train:256,test:16]" in sft.stderr

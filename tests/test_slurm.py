@@ -37,10 +37,14 @@ SMOKE_STEPS = 8  # --max_steps of slurm/smoke.env
 # preempted) and on 1 node x 4 processes: {name: (nodes, processes per node, per-process batch)}
 JOBS = {"mdlm": (1, 2, 2), "bd3lm": (1, 2, 2), "preempted": (1, 2, 2)}
 JOBS |= {"two-nodes": (2, 2, 1), "two-nodes-preempted": (2, 2, 1), "four-processes": (1, 4, 1)}
+JOBS |= {"grpo": (1, 2, 2)}  # slurm/grpo_tiny_a2d_mdlm.sh at smoke scale (slurm/grpo_smoke.env)
 PREEMPTED = ("preempted", "two-nodes-preempted")
+GRPO_STEPS = 2  # --max_steps of slurm/grpo_smoke.env
 
 
 def _recipe(name: str) -> str:
+    if name == "grpo":
+        return str(REPO / "slurm" / "grpo_tiny_a2d_mdlm.sh")
     return str(REPO / "slurm" / f"tiny_a2d_{'mdlm' if name == 'mdlm' else 'bd3lm'}.sh")
 
 
@@ -289,6 +293,24 @@ def test_smoke_recipe_completes_and_its_final_model_loads(cluster, jobs, name):
     # --save_steps 4 of slurm/smoke.env; one RNG state per process: 2 gloo CPU processes ran
     rng = sorted(p.name for p in (job["out"] / "checkpoint-4").glob("rng_state*"))
     assert rng == ["rng_state_0.pth", "rng_state_1.pth"]
+
+
+def test_grpo_smoke_recipe_trains_the_adapter_and_saves_the_merged_model(cluster, jobs):
+    """diffu-GRPO through sbatch: the AR model is converted once, 2 gloo ranks generate, score
+    and step twice; the adapter, a checkpoint per step and the merged final model are saved."""
+    job = jobs["grpo"]
+    _finished(cluster, job)
+    final = job["out"] / "checkpoint-final"
+    assert AutoModelForMaskedLM.from_pretrained(final).config.model_type == "a2d-qwen3"
+    assert (job["out"] / "lora-adapter" / "adapter_config.json").is_file()
+    assert _global_step(final) == GRPO_STEPS
+    history = json.loads((final / "trainer_state.json").read_text())["log_history"]
+    assert sum("loss" in h for h in history) == GRPO_STEPS  # --logging_steps 1
+    # --num_iterations 2: one generation (with its rewards) serves both policy steps
+    assert [("reward" in h) for h in history if "loss" in h] == [True, False]
+    rng = sorted(p.name for p in (job["out"] / "checkpoint-1").glob("rng_state*"))
+    assert rng == ["rng_state_0.pth", "rng_state_1.pth"]
+    assert "--dataset a2dkit/countdown" in _read(job["log"])
 
 
 @pytest.mark.parametrize(
