@@ -54,6 +54,32 @@ TINY_EXTRA = {
 # MoE counts a default config may leave None (dots1): set, so the experts exist
 TINY_MOE_COUNTS = {"n_routed_experts": 4, "num_experts_per_tok": 2, "n_shared_experts": 1}
 TINY_WINDOW = 4
+# Per-family config kwargs the generic shrink cannot derive, applied last (nested dicts merge).
+FAMILY_OVERRIDES: dict[str, dict] = {
+    # DbrxAttention reads attn_config.rope_theta, which transformers 5.23's DbrxAttentionConfig
+    # does not define (real checkpoints carry it in attn_config; the rotary itself reads
+    # rope_parameters); its default clip_qkv=None reaches torch.clamp(min=None, max=None), which
+    # raises, so clip at 8 as dbrx-instruct does; kv_n_heads is dbrx's nested num_key_value_heads,
+    # moe_top_k its top-k.
+    "dbrx": {
+        "attn_config": {"rope_theta": 10_000.0, "clip_qkv": 8.0, "kv_n_heads": 2},
+        "ffn_config": {"moe_top_k": 2},
+    },
+    "gemma3n_text": {
+        # the per-layer embedding table is vocab_size_per_layer_input x (layers * 256): 262144
+        # rows (~1 GB in float64) shrink to the tiny vocab, so every token has its own row
+        "vocab_size_per_layer_input": TINY_DIMS["vocab_size"],
+        "hidden_size_per_layer_input": 16,
+        "laurel_rank": 8,  # LAuReL low-rank residual, rank 64 > hidden 64
+        # four layers so that KV sharing runs: the last two reuse the K/V of the last layer of
+        # their type before them (kv_sharing_modes needs a producer of each type)
+        "num_hidden_layers": 4,
+        "layer_types": ["sliding_attention", "full_attention"] * 2,
+        "num_kv_shared_layers": 2,
+        # one activation-sparse (Gaussian top-k) layer of each attention type, then dense ones
+        "activation_sparsity_pattern": [0.95, 0.95, 0.0, 0.0],
+    },
+}
 # float64 thresholds: a right conversion is exact to rounding, a wrong one is off by O(1e-2)
 # (a few families keep routers or rotary tables in float32: their exact checks land near 1e-7)
 EXACT, CHANGED = 1e-6, 1e-4
@@ -84,7 +110,16 @@ def tiny_config(config: PretrainedConfig, window: int = TINY_WINDOW) -> Pretrain
     _tiny_layer_lists(values, config.num_hidden_layers)
     if families.sliding_window(config) is not None:
         values["sliding_window"] = window
+    _merge(values, FAMILY_OVERRIDES.get(config.model_type, {}))
     return cls(**values)
+
+
+def _merge(values: dict, overrides: dict) -> None:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}
+        else:
+            values[key] = value
 
 
 def _tiny_heads(values: dict, amap: dict) -> None:
@@ -154,7 +189,8 @@ def check_future_every_layer(source, a2d, seq_len: int = 6) -> ContractResult:
     def changes(model):
         a = _fwd(model, ids, output_hidden_states=True).hidden_states[1:]
         b = _fwd(model, bumped, output_hidden_states=True).hidden_states[1:]
-        return [(x[0, 1] - y[0, 1]).abs().max().item() for x, y in zip(a, b, strict=True)]
+        # position 1 of (1, L, D), or of (K, 1, L, D) where layers pass K AltUp streams (gemma3n)
+        return [(x[..., 1, :] - y[..., 1, :]).abs().max().item() for x, y in zip(a, b, strict=True)]
 
     ours, theirs = changes(a2d), max(changes(source))
     weakest = min(ours)

@@ -50,20 +50,21 @@ def _rerun(layer, call, change: slice | list[int]) -> torch.Tensor:
     hidden = args[0] if args else kwargs["hidden_states"]
     hidden = hidden.clone()  # a random change (a constant shift would vanish in a LayerNorm)
     gen = torch.Generator().manual_seed(8)
-    noise = torch.randn(hidden[:, change].shape, generator=gen, dtype=hidden.dtype)
-    hidden[:, change] += noise
+    # positions are the next-to-last axis: (B, L, D), or (K, B, L, D) for AltUp streams (gemma3n)
+    noise = torch.randn(hidden[..., change, :].shape, generator=gen, dtype=hidden.dtype)
+    hidden[..., change, :] += noise
     args, kwargs = (
         ((hidden, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": hidden})
     )
     with torch.no_grad():
         out = layer(*args, **kwargs)
-    return out[0] if isinstance(out, tuple) else out  # (B, L, D)
+    return out[0] if isinstance(out, tuple) else out  # (B, L, D) or (K, B, L, D)
 
 
 def _far_and_near(layer, call, query: int, far: list[int], near: int) -> tuple[float, float]:
-    base = _rerun(layer, call, [])[:, query]
-    far_change = (_rerun(layer, call, far)[:, query] - base).abs().max().item()
-    near_change = (_rerun(layer, call, [near])[:, query] - base).abs().max().item()
+    base = _rerun(layer, call, [])[..., query, :]
+    far_change = (_rerun(layer, call, far)[..., query, :] - base).abs().max().item()
+    near_change = (_rerun(layer, call, [near])[..., query, :] - base).abs().max().item()
     return far_change, near_change
 
 
