@@ -61,6 +61,29 @@ def test_contract_passes_in_float64(family):
     )
 
 
+# what each entry of contract_generic.FAMILY_OVERRIDES must leave in the tiny instance
+_SPECIAL_STRUCTURE = {
+    "dbrx": lambda c: (c.attn_config.kv_n_heads, c.ffn_config.moe_top_k) == (2, 2),
+    # a layer really reads another's K/V, and a Gaussian top-k (sparse) MLP runs
+    "gemma3n_text": lambda c: (
+        "reuse" in c.kv_sharing_modes and max(c.activation_sparsity_pattern) > 0
+    ),
+}
+
+
+@pytest.mark.parametrize("family", sorted(_SPECIAL_STRUCTURE))
+def test_special_cased_tiny_instances_keep_their_structure_and_pass(family):
+    """dbrx (nested attn/ffn configs) and gemma3n_text (per-layer inputs, AltUp, KV sharing,
+    activation sparsity) build from the override table and pass the same contract, in float64."""
+    assert set(contract_generic.FAMILY_OVERRIDES) == set(_SPECIAL_STRUCTURE)
+    source, a2d = tiny_pair(_config(family), "sdpa")
+    assert _SPECIAL_STRUCTURE[family](a2d.config), a2d.config
+    results = run_generic_contract(source, a2d)
+    assert all(r.passed for r in results), [r for r in results if not r.passed]
+    window = next(r for r in results if r.name == "sliding window")
+    assert ("window 4" in window.detail) == (family == "gemma3n_text"), window
+
+
 def test_sdpa_without_kwargs_family_needs_the_module_flag():
     """stablelm calls attention without is_causal: left at module.is_causal=True, sdpa is causal."""
     source, a2d = tiny_pair(_config("stablelm"), "sdpa")
@@ -83,8 +106,9 @@ def test_opt_gets_explicit_positions_with_4d_masks():
     assert (shifted - explicit).abs().max() > 1e-3  # positions matter, so the test can fail
 
 
-def test_sliding_window_check_catches_a_lost_window(monkeypatch):
-    _, a2d = tiny_pair(_config("gemma3_text"), "sdpa")
+@pytest.mark.parametrize("family", ["gemma3_text", "gemma3n_text"])  # (B, L, D) and AltUp streams
+def test_sliding_window_check_catches_a_lost_window(monkeypatch, family):
+    _, a2d = tiny_pair(_config(family), "sdpa")
     assert contract_window.check_sliding_window(a2d).passed
     full_only = lambda self, mask, pos, cache, window: modeling.to_additive_mask(mask, self.dtype)  # noqa: E731
     monkeypatch.setattr(modeling.A2DForwardMixin, "_window_masks", full_only)
