@@ -63,6 +63,15 @@ class ScaleConfig:
     sft_max_new_tokens: int  # answer length and denoising steps of the exact-match eval
     sft_sampler_steps: int
     sft_min_gain: float  # exact-match gain SFT must give over the converted model (notebook 07)
+    # --- diffu-GRPO (notebook 10) ---
+    grpo_dataset: str  # --dataset of a2dkit.cli.<algo>.grpo (a2dkit.grpo.tasks.TASKS)
+    grpo_rewards: tuple[str, ...]  # a2dkit.grpo.rewards.REWARDS
+    grpo_sft_steps: int  # SFT steps of the start model (-1: the scale's whole SFT)
+    grpo_steps: int
+    grpo_learning_rate: float
+    grpo_batch_size: int  # completions per device and step (num_generations per prompt)
+    grpo_num_generations: int
+    grpo_max_new_tokens: int  # --max_completion_length (and --steps: one token per step)
     # --- evaluation (notebook 08) ---
     eval_tasks: tuple[str, ...]
     eval_limit: int | None  # lm-eval --limit (None = whole task)
@@ -202,6 +211,30 @@ class ScaleConfig:
         flags += ["--per_device_eval_batch_size", batch]
         flags += ["--gradient_accumulation_steps", str(self.gradient_accumulation_steps)]
         return flags + (["--block_size", str(self.block_size)] if algo == "bd3lm" else [])
+
+    def grpo_args(self, algo: Algo, output_dir: str | Path, **overrides):
+        """``DiffuGRPOConfig`` of this scale's GRPO run (``overrides`` win, e.g. ``max_steps``).
+
+        d1's settings (arXiv 2504.12216): no reward scaling, KL weight 0.04 (0 on CPU, where
+        the reference copy costs a third forward), ``p_mask_prompt`` 0.15; sampling at
+        temperature 1 in blocks of ``block_size`` (BD3LM: the model's), one token per step.
+        """
+        from a2dkit.grpo import DiffuGRPOConfig
+
+        if algo not in ("mdlm", "bd3lm"):
+            raise ValueError(f"algo={algo!r} is not valid; choose one of ('mdlm', 'bd3lm')")
+        length = self.grpo_max_new_tokens
+        kwargs: dict[str, Any] = dict(
+            output_dir=str(output_dir), max_steps=self.grpo_steps,
+            learning_rate=self.grpo_learning_rate, lr_scheduler_type="constant",
+            per_device_train_batch_size=self.grpo_batch_size,
+            num_generations=self.grpo_num_generations, max_completion_length=length,
+            block_size=min(self.block_size, length), steps=length, temperature=1.0,
+            beta=0.0 if self.use_cpu else 0.04, use_cpu=self.use_cpu,
+            bf16=self.dtype == "bfloat16", report_to="none", save_strategy="no",
+            disable_tqdm=True, logging_steps=1, seed=0,
+        )  # fmt: skip
+        return DiffuGRPOConfig(**{**kwargs, **overrides})
 
     def _length(self, algo: Algo, sft: bool) -> int:
         # Tiny-A2D: MDLM SFT at 1024 tokens, BD3LM at 512 (dLLM README); pt uses max_length

@@ -14,22 +14,10 @@ import os
 import time
 
 from a2dkit import scales
-from a2dkit.grpo import BD3LMGRPOTrainer, DiffuGRPOConfig, MDLMGRPOTrainer, rewards, tasks
+from a2dkit.grpo import BD3LMGRPOTrainer, DiffuGRPOConfig, MDLMGRPOTrainer, curves, rewards, tasks
 from a2dkit.samplers import BD3LMSampler, MDLMSampler
 
 ALGOS = {"mdlm": (MDLMGRPOTrainer, MDLMSampler), "bd3lm": (BD3LMGRPOTrainer, BD3LMSampler)}
-
-
-def held_out_reward(model, tok, sampler_cls, test, reward, config) -> float:
-    """Mean ``reward`` of greedy completions to the test prompts (the fixed sampler)."""
-    prompts = [tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=True,
-                                       return_dict=False) for r in test]  # fmt: skip
-    out = sampler_cls(model, tok).sample(prompts, config, temperature=0.0)
-    texts = tok.batch_decode(out.sequences[:, out.gen_start : out.gen_end])
-    columns = {c: test[c] for c in test.column_names if c != "prompt"}
-    completions = [[{"role": "assistant", "content": t}] for t in texts]
-    model.train()
-    return sum(reward(completions, **columns)) / len(texts)
 
 
 def main() -> int:
@@ -61,11 +49,19 @@ def main() -> int:
         temperature=1.0, beta=0.0, use_cpu=cfg.use_cpu, save_strategy="no", disable_tqdm=True,
     )  # fmt: skip
     trainer = trainer_cls(model.train(), [reward], args, train_dataset=train, processing_class=tok)
-    before = held_out_reward(model, tok, sampler_cls, test, reward, trainer.sampler_config)
+    config = trainer.sampler_config
+
+    def held_out() -> float:  # the fixed greedy sampler on the held-out split
+        result = curves.held_out_reward(model, tok, sampler_cls, test, [reward], config,
+                                        temperature=0.0)  # fmt: skip
+        model.train()
+        return result["rewards"][reward.__name__]
+
+    before = held_out()
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
-    after = held_out_reward(model, tok, sampler_cls, test, reward, trainer.sampler_config)
+    after = held_out()
     print(f"{a.algo} {a.dataset} {a.reward}: held-out reward {before:.3f} -> {after:.3f} "
           f"({len(test)} prompts, {a.max_steps} GRPO steps, {seconds:.0f} s)")  # fmt: skip
     return 0

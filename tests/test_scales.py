@@ -149,3 +149,27 @@ def test_cached_runs_are_retrained_only_when_their_flags_change(
         scales.load_diffusion_model(run, "mdlm")
     assert len(calls) == 2 and calls[0] != calls[1]
     assert ["--max_steps", str(cfg.mdlm_steps + 1)] == calls[1][calls[1].index("--max_steps") :][:2]
+    # a shorter run (GRPO's start, notebook 10) has its own directory and its own last --max_steps
+    scales.load_diffusion_model(cfg, "mdlm", max_steps=7)
+    assert len(calls) == 3 and "mdlm-pt-s7" in calls[2][calls[2].index("--output_dir") + 1]
+    assert max(i for i, f in enumerate(calls[2]) if f == "--max_steps") + 1 == calls[2].index("7")
+
+
+@pytest.mark.parametrize("name", ["smoke", "laptop", "warmup"])
+def test_grpo_args_carry_the_scale_sizes_and_valid_rewards(name, tmp_path):
+    import torch
+
+    from a2dkit.grpo import rewards, tasks
+
+    cfg = scales.get_scale(name)
+    no_gpu = {} if torch.cuda.is_available() else {"bf16": False}  # warmup's bf16 needs a GPU
+    args = cfg.grpo_args("bd3lm", tmp_path, max_steps=3, **no_gpu)
+    assert args.max_steps == 3 and args.learning_rate == cfg.grpo_learning_rate
+    assert args.num_generations == cfg.grpo_num_generations
+    assert args.per_device_train_batch_size % args.num_generations == 0
+    assert args.max_completion_length == args.steps == cfg.grpo_max_new_tokens
+    assert args.max_completion_length % args.block_size == 0
+    assert args.beta == (0.0 if cfg.use_cpu else 0.04) and args.scale_rewards == "none"
+    assert rewards.get_rewards(cfg.grpo_rewards) and cfg.grpo_dataset in tasks.TASKS
+    with pytest.raises(ValueError, match="algo='ar'"):
+        cfg.grpo_args("ar", tmp_path)
