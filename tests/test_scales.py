@@ -149,3 +149,19 @@ def test_cached_runs_are_retrained_only_when_their_flags_change(
         scales.load_diffusion_model(run, "mdlm")
     assert len(calls) == 2 and calls[0] != calls[1]
     assert ["--max_steps", str(cfg.mdlm_steps + 1)] == calls[1][calls[1].index("--max_steps") :][:2]
+
+
+def test_smoke_mdlm_sft_rows_cover_the_whole_sampling_canvas():
+    # positions past the EOS-filled SFT rows were never trained: the model fills them with
+    # low-confidence junk, and threshold decoding then commits one token per step there
+    from a2dkit import data, synthetic, tiny
+
+    cfg = scales.get_scale("smoke")
+    tok = tiny.load_tiny_tokenizer(cfg.tiny_vocab_size)
+    test = data.load_dataset_args(cfg.sft_dataset_args)["test"]
+    longest = max(map(len, synthetic.chat_prompts(test, tok)))
+    assert longest + max(cfg.max_new_tokens, cfg.sft_max_new_tokens) <= cfg.sft_max_length
+    flags = cfg.cli_flags("mdlm", sft=True)
+    assert flags[flags.index("--pad_to_max_length") + 1] == "True"
+    assert "--pad_to_max_length" not in cfg.cli_flags("bd3lm", sft=True)
+    assert "--pad_to_max_length" not in scales.get_scale("laptop").cli_flags("mdlm", sft=True)
