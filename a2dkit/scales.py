@@ -62,12 +62,12 @@ _SMOKE = ScaleConfig(
     # the one-digit lookups: the 160k-parameter model learns them in ~1000 steps (exact match
     # 0 -> ~0.7-0.9); the multi-token tasks (add, copy, reverse, sort) need far longer at this size
     sft_dataset_args="a2dkit/synthetic[train:2000,test:32,tasks:first|last]",
-    # rows of ~35 tokens, EOS-filled to 80 (>= the longest prompt, 33, + max_new_tokens): an MDLM
-    # canvas past the trained positions is filled with junk at low confidence, which kept
-    # threshold decoding to ~1.6x fewer forward passes (issue 14)
+    # MDLM rows (~35 tokens) EOS-filled to 80 >= the longest prompt (33) + max_new_tokens: past the
+    # trained positions the model wrote low-confidence junk, so threshold decoding saved only 1.6x
+    # of the forward passes; the 45 extra EOS dilute the answer's loss, hence 2400 steps, not 1200
     sft_max_length=80,
     sft_pad_to_max_length=True,
-    sft_steps=1200,
+    sft_steps=2400,
     sft_learning_rate=2e-3,
     sft_num_train_epochs=1,
     gradient_accumulation_steps=1,
