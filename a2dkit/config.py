@@ -84,6 +84,10 @@ class DataArguments:
     streaming: bool = field(default=False, metadata={"help": "stream (needs --max_steps)"})
     num_proc: int | None = None
     mask_prompt_loss: bool = field(default=True, metadata={"help": "sft: never noise the prompt"})
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={"help": "sft (MDLM): EOS-fill every row up to max_length, not the batch max"},
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.max_length, bool) or not isinstance(self.max_length, int):

@@ -178,7 +178,8 @@ class DiffusionCollator:
        a multiple of m; these EOS are *labelled* (the model learns to stop) and attended (mask 1).
        ``eos_fill=True`` (MDLM SFT recipe, dLLM's A2D SFT collator): every row is extended with
        labelled, attended EOS up to the batch length, so the model learns to fill a canvas longer
-       than its answer with EOS, as the samplers ask it to.
+       than its answer with EOS, as the samplers ask it to; ``eos_fill_length=n`` fills to at
+       least n, so a set of short rows also covers the positions of a longer sampling canvas.
     2. Rows are then right-padded with ``pad_token_id`` to the batch max, rounded up to
        ``pad_to_multiple_of`` (e.g. block_size): labels -100, attention_mask 0.
 
@@ -191,6 +192,7 @@ class DiffusionCollator:
     pad_with_eos_to_multiple: int | None = None
     eos_token_id: int | None = None
     eos_fill: bool = False
+    eos_fill_length: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("pad_token_id", "eos_token_id"):
@@ -203,7 +205,9 @@ class DiffusionCollator:
             raise ValueError(
                 "pad_with_eos_to_multiple / eos_fill need eos_token_id (or a tokenizer with one)"
             )
-        for name in ("pad_to_multiple_of", "pad_with_eos_to_multiple"):
+        if self.eos_fill_length is not None and not self.eos_fill:
+            raise ValueError(f"eos_fill_length={self.eos_fill_length} needs eos_fill=True")
+        for name in ("pad_to_multiple_of", "pad_with_eos_to_multiple", "eos_fill_length"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ValueError(f"{name}={value!r} must be a positive int or None")
@@ -222,7 +226,7 @@ class DiffusionCollator:
             raise ValueError("every row needs len(labels) == len(input_ids)")
         if multiple := self.pad_with_eos_to_multiple:  # labelled EOS up to a block multiple
             self._extend_with_eos(ids, labels, lambda n: n + -n % multiple)
-        length = max(map(len, ids))
+        length = max(*map(len, ids), self.eos_fill_length or 0)
         if self.pad_to_multiple_of:
             length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
         if self.eos_fill:  # labelled, attended EOS up to the batch length

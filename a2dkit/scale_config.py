@@ -82,6 +82,9 @@ class ScaleConfig:
     accelerate_config: str  # a2dkit/accelerate_configs/<name>.yaml
     dtype: str  # "float32" on CPU, "bfloat16" on GPU
     use_cpu: bool
+    # MDLM SFT rows EOS-filled to sft_max_length (``--pad_to_max_length``): a set of short rows
+    # then covers every position of the sampling canvas (prompt + max_new_tokens)
+    sft_pad_to_max_length: bool = False
 
     def __post_init__(self) -> None:
         if self.max_length % self.block_size:
@@ -210,6 +213,8 @@ class ScaleConfig:
         flags += ["--learning_rate", f"{lr:g}", "--per_device_train_batch_size", batch]
         flags += ["--per_device_eval_batch_size", batch]
         flags += ["--gradient_accumulation_steps", str(self.gradient_accumulation_steps)]
+        if sft and algo == "mdlm" and self.sft_pad_to_max_length:
+            flags += ["--pad_to_max_length", "True"]
         return flags + (["--block_size", str(self.block_size)] if algo == "bd3lm" else [])
 
     def grpo_args(self, algo: Algo, output_dir: str | Path, **overrides):

@@ -60,11 +60,15 @@ _SMOKE = ScaleConfig(
     max_new_tokens=32,
     temperature=0.0,
     # the one-digit lookups: the 160k-parameter model learns them in ~2000 steps (measured: MDLM
-    # exact match 0.19 after 1200 steps, its loss still falling; 0.69 after 2000, 90 s on 2 cores);
+    # exact match 0.19 after 1200 steps at length 64, its loss still falling; 0.69 after 2000);
     # the multi-token tasks (add, copy, reverse, sort) need far longer at this size
     sft_dataset_args="a2dkit/synthetic[train:2000,test:32,tasks:first|last]",
-    sft_max_length=64,
-    sft_steps=2000,
+    # MDLM rows (~35 tokens) EOS-filled to 80 >= the longest prompt (33) + max_new_tokens: past the
+    # trained positions the model wrote low-confidence junk, so threshold decoding saved only 1.6x
+    # of the forward passes; the 45 extra EOS dilute the answer's loss, hence 2400 steps, not 1200
+    sft_max_length=80,
+    sft_pad_to_max_length=True,
+    sft_steps=2400,
     sft_learning_rate=2e-3,
     sft_num_train_epochs=1,
     gradient_accumulation_steps=1,
@@ -111,6 +115,8 @@ _LAPTOP = _SMOKE.replace(
     # lookups and copying: a pretrained 135M model learns them in ~100 steps; the converted
     # model, never trained to denoise, answers almost none of them
     sft_dataset_args="a2dkit/synthetic[train:2000,test:32,tasks:first|last|copy]",
+    sft_max_length=64,
+    sft_pad_to_max_length=False,
     sft_steps=120,
     sft_learning_rate=1e-4,
     num_eval_examples=24,
@@ -143,6 +149,7 @@ _WARMUP = _SMOKE.replace(
     temperature=0.7,
     sft_dataset_args="tatsu-lab/alpaca[test:100]",
     sft_max_length=512,
+    sft_pad_to_max_length=False,
     sft_steps=-1,
     sft_learning_rate=1e-4,
     sft_num_train_epochs=20,

@@ -274,11 +274,13 @@ fast = {
 print(synthetic.decoder_table(fast))
 
 # %% [markdown]
-# The gain differs between the recipes. BD3LM learnt to fill the rest of a block with EOS and
-# stops after the block that holds the answer, so most of its passes commit many tokens. The
-# MDLM model was trained on answers only (padding is ignored by the loss), so it is unsure what
-# follows an answer: the canvas tail is committed almost one token per pass, and exact match,
-# which cuts at the first end-of-turn, never looks at it.
+# Both recipes taught the model what follows an answer: EOS. BD3LM fills the rest of a block
+# with EOS and stops after the block that holds the answer. The MDLM rows are filled with
+# labelled EOS up to the batch length, or, with `--pad_to_max_length` (the `smoke` scale), up to
+# `sft_max_length`, longer than any prompt plus `max_new_tokens` here: then every canvas
+# position was seen in training and the EOS tail is committed in a pass or two. Without that
+# fill, positions past the short training rows get low-confidence junk, committed almost one
+# token per pass (exact match, which cuts at the first end-of-turn, never looks at it).
 
 # %%
 for algo, r in fast.items():

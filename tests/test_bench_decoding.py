@@ -45,3 +45,7 @@ def test_bench_decoding_runs_every_row_with_consistent_ratios(bench, small_token
         assert len(r["gens"]) == 2
     assert rows["bd3lm card"]["gens"] == rows["bd3lm reuse"]["gens"]  # same tokens, slower
     assert "| mdlm dual +thr |" in bench.table(list(rows.values()))
+    lines = bench.report(list(rows.values()))
+    assert len(lines) == 5 and all(("met" in x) or ("MISSED" in x) for x in lines)
+    fixed_over_thr = exact["nfe_per_token"] / rows["mdlm none +thr"]["nfe_per_token"]
+    assert lines[0].startswith("MDLM threshold") and f"{fixed_over_thr:.2f}x" in lines[0]

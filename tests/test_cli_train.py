@@ -116,3 +116,17 @@ def test_recipes_pad_sft_rows_with_labelled_eos(
     collator = train.make_collator(kind, fresh_tokenizer, block)
     assert (collator.eos_fill, collator.pad_with_eos_to_multiple) == (eos_fill, eos_multiple)
     assert collator.pad_to_multiple_of == block
+
+
+def test_mdlm_sft_collator_fills_to_fill_length_only_for_mdlm_sft(fresh_tokenizer):
+    assert train.make_collator("sft", fresh_tokenizer, None, 80).eos_fill_length == 80
+    assert train.make_collator("sft", fresh_tokenizer, None).eos_fill_length is None
+    assert train.make_collator("sft", fresh_tokenizer, 4, 80).eos_fill_length is None
+
+
+@pytest.mark.parametrize("algo, kind", [("mdlm", "pt"), ("bd3lm", "sft")])
+def test_pad_to_max_length_is_refused_where_it_does_nothing(a2d_dir, tmp_path, algo, kind):
+    flags = _flags(a2d_dir, tmp_path / "x", "--dataset_args", "a2dkit/synthetic[train:8,test:2]",
+                   "--pad_to_max_length", "True")  # fmt: skip
+    with pytest.raises(ValueError, match=f"--pad_to_max_length True .* nothing for {kind}"):
+        train.main(algo, kind, flags)

@@ -221,6 +221,18 @@ def test_collator_eos_fill_labels_and_attends_eos_up_to_the_batch_length(tok):
     assert batch["attention_mask"].tolist() == [[1] * 5, [1] * 5]  # nothing is padding
 
 
+def test_collator_eos_fill_length_fills_short_batches_to_that_length(tok):
+    rows = [{"input_ids": [5, 6, 7]}, {"input_ids": [8, 9, 10, 11, 12]}]
+    eos = tok.eos_token_id
+    fill = DiffusionCollator(pad_token_id=99, eos_token_id=eos, eos_fill=True, eos_fill_length=7)
+    batch = fill(rows)
+    assert batch["input_ids"].tolist() == [[5, 6, 7] + [eos] * 4, [8, 9, 10, 11, 12, eos, eos]]
+    assert batch["labels"].tolist() == batch["input_ids"].tolist()  # labelled EOS
+    assert batch["attention_mask"].tolist() == [[1] * 7, [1] * 7]
+    # a batch already longer than eos_fill_length keeps the batch length (a floor, not a cut)
+    assert fill([{"input_ids": list(range(9))}])["input_ids"].shape == (1, 9)
+
+
 def test_collator_rejects_bad_settings(tok):
     with pytest.raises(ValueError, match="needs pad_token_id"):
         DiffusionCollator()
@@ -230,6 +242,10 @@ def test_collator_rejects_bad_settings(tok):
         DiffusionCollator(pad_token_id=0, eos_fill=True)
     with pytest.raises(ValueError, match="pad_to_multiple_of=0 must be a positive int"):
         DiffusionCollator(tok, pad_to_multiple_of=0)
+    with pytest.raises(ValueError, match="eos_fill_length=8 needs eos_fill=True"):
+        DiffusionCollator(tok, eos_fill_length=8)
+    with pytest.raises(ValueError, match="eos_fill_length=0 must be a positive int"):
+        DiffusionCollator(tok, eos_fill=True, eos_fill_length=0)
 
 
 def test_synthetic_sft_batches_are_whole_blocks_ending_in_labelled_eos(tok):

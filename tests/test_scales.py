@@ -173,3 +173,19 @@ def test_grpo_args_carry_the_scale_sizes_and_valid_rewards(name, tmp_path):
     assert rewards.get_rewards(cfg.grpo_rewards) and cfg.grpo_dataset in tasks.TASKS
     with pytest.raises(ValueError, match="algo='ar'"):
         cfg.grpo_args("ar", tmp_path)
+
+
+def test_smoke_mdlm_sft_rows_cover_the_whole_sampling_canvas():
+    # positions past the EOS-filled SFT rows were never trained: the model fills them with
+    # low-confidence junk, and threshold decoding then commits one token per step there
+    from a2dkit import data, synthetic, tiny
+
+    cfg = scales.get_scale("smoke")
+    tok = tiny.load_tiny_tokenizer(cfg.tiny_vocab_size)
+    test = data.load_dataset_args(cfg.sft_dataset_args)["test"]
+    longest = max(map(len, synthetic.chat_prompts(test, tok)))
+    assert longest + max(cfg.max_new_tokens, cfg.sft_max_new_tokens) <= cfg.sft_max_length
+    flags = cfg.cli_flags("mdlm", sft=True)
+    assert flags[flags.index("--pad_to_max_length") + 1] == "True"
+    assert "--pad_to_max_length" not in cfg.cli_flags("bd3lm", sft=True)
+    assert "--pad_to_max_length" not in scales.get_scale("laptop").cli_flags("mdlm", sft=True)

@@ -58,6 +58,11 @@ def check_data_args(kind: str, data_args, train_args) -> None:
             f"block_size={block} must divide max_length={length} for packed pretraining (every "
             f"row is max_length long); try max_length={length + block - length % block}"
         )
+    if data_args.pad_to_max_length and (kind != "sft" or block):
+        raise ValueError(
+            f"--pad_to_max_length True EOS-fills MDLM SFT rows; it does nothing for {kind} "
+            f"{'BD3LM (whole blocks of labelled EOS already)' if block else '(packed rows)'}"
+        )
     if data_args.streaming and train_args.max_steps <= 0:
         raise ValueError("--streaming True needs --max_steps > 0 (a stream has no length)")
 
@@ -86,13 +91,17 @@ def build_datasets(kind: str, data_args, train_args, tokenizer):
     return splits
 
 
-def make_collator(kind: str, tokenizer, block_size: int | None) -> preprocess.DiffusionCollator:
+def make_collator(
+    kind: str, tokenizer, block_size: int | None, fill_length: int | None = None
+) -> preprocess.DiffusionCollator:
     """The recipes' padding: BD3LM batches are whole blocks (SFT: labelled EOS up to a block
-    multiple); MDLM SFT fills every row with labelled, attended EOS up to the batch length."""
+    multiple); MDLM SFT fills every row with labelled, attended EOS up to the batch length, or up
+    to ``fill_length`` (``--pad_to_max_length``) when that is longer."""
     eos_pad = block_size if kind == "sft" else None
     fill = kind == "sft" and block_size is None
     pads = dict(pad_to_multiple_of=block_size, pad_with_eos_to_multiple=eos_pad, eos_fill=fill)
-    return preprocess.DiffusionCollator(tokenizer, **pads)
+    return preprocess.DiffusionCollator(tokenizer, eos_fill_length=fill_length if fill else None,
+                                        **pads)  # fmt: skip
 
 
 def plan_output_dir(args: config.MDLMConfig) -> tuple[str | None, bool]:
@@ -132,7 +141,8 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
     if eval_split is None and args.eval_strategy != "no":
         print("[a2dkit] no test/validation split: evaluation is off", flush=True)
         args.eval_strategy = "no"
-    collator = make_collator(kind, tokenizer, getattr(args, "block_size", None))
+    fill = data_args.max_length if data_args.pad_to_max_length else None
+    collator = make_collator(kind, tokenizer, getattr(args, "block_size", None), fill)
     preemption = PreemptionCallback()
     trainer = trainer_cls(
         model=model,
