@@ -105,8 +105,9 @@ def test_the_reversed_reward_lowers_the_digit_rate_from_the_same_start(
     log = _grpo(sft_models["mdlm"], "mdlm", _not_one_digit, tmp_path)
     rate = [1.0 - r for r in curves.logged(log)]
     assert rate[0] == pytest.approx(digit[0])  # same seed, same model: the same first samples
-    assert curves.quarter_means(rate)[1] <= rate[0] - MIN_RISE, rate
-    assert curves.quarter_means(digit)[1] >= digit[0] + MIN_RISE, digit
+    down, up = curves.quarter_means(rate)[1], curves.quarter_means(digit)[1]
+    assert down <= rate[0] - MIN_RISE, rate  # the reward decides the direction
+    assert up - down >= 2 * MIN_RISE, (up, down)
 
 
 def test_quarter_means_and_logged_refuse_what_they_cannot_summarise():
