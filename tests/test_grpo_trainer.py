@@ -102,25 +102,36 @@ def test_trainer_refuses_a_path_or_a_tokenizer_without_mask(a2d, small_tokenizer
 
 
 def test_lora_grpo_trains_the_adapter_and_saves_adapter_and_merged_model(a2d, tmp_path):
-    # TODO(issue 13): after GRPO the merged logits differ from the PEFT model's by ~5e-3 (a plain
-    # peft merge agrees to 1e-6); not yet explained, so equality is not asserted here
+    """The merged checkpoint computes what the trained PEFT model computes. In float32: with
+    ``bf16=True`` (TRL's default) accelerate leaves the PEFT model's forward under bf16 autocast,
+    and the two then differ by bf16 rounding (~3e-3 here), not by the merge."""
     from transformers import AutoModelForMaskedLM
 
     from a2dkit import lora
 
     model, tok = a2d
     before = copy.deepcopy(model.state_dict())
-    args = _args(tmp_path, learning_rate=5e-2, num_iterations=1)
+    args = _args(tmp_path, learning_rate=5e-2, num_iterations=1, bf16=False)
     config = lora.lora_config(ModelArguments("m", lora_r=4, lora_alpha=8))
     trainer = MDLMGRPOTrainer(model, [_length_reward], args, train_dataset=_data(),
                               processing_class=tok, peft_config=config)  # fmt: skip
     trainer.train()
     assert trainer.ref_model is None  # the reference is the base model with the adapter off
+    peft_model = trainer.accelerator.unwrap_model(trainer.model).eval()
+    x = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        trained = peft_model(input_ids=x).logits
+        with peft_model.disable_adapter():
+            adapter_off = peft_model(input_ids=x).logits
     lora.save_final(trainer, tmp_path / "checkpoint-final")
     assert (tmp_path / lora.ADAPTER_DIR / "adapter_config.json").is_file()
     merged = AutoModelForMaskedLM.from_pretrained(tmp_path / "checkpoint-final").eval()
     base = {k: v for k, v in merged.state_dict().items() if k in before}
     assert any(not torch.equal(v, before[k]) for k, v in base.items())  # the adapter moved it
+    with torch.no_grad():
+        merged_logits = merged(input_ids=x).logits
+    torch.testing.assert_close(merged_logits, trained, rtol=0, atol=1e-5)
+    assert (merged_logits - adapter_off).abs().max() > 1e-2  # negative control: it is no no-op
 
 
 def test_load_in_4bit_without_gpu_is_a_clear_error():
