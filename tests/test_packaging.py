@@ -1,6 +1,7 @@
 """Packaging invariants: pyproject.toml declares ranges, constraints.txt pins the exact versions
 CI uses (inside those ranges), environment.yml pins the same; make installs into a venv."""
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -68,7 +69,10 @@ def test_environment_yml_pins_equal_the_constraints():
 def test_make_installs_into_the_project_venv_and_python_can_be_overridden():
     def dry(*args: str) -> str:
         cmd = ["make", "-n", "-B", *args]
-        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        # a parent `make PYTHON=...` passes its variables down (MAKEFLAGS, MAKEOVERRIDES)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "PYTHON"}
+        return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True,
+                              env=env).stdout  # fmt: skip
 
     setup = dry("setup")
     assert "python3 -m venv .venv" in setup
