@@ -28,6 +28,8 @@ def main() -> int:
     p.add_argument("--max_steps", type=int, default=40)
     p.add_argument("--learning_rate", type=float, default=1e-3)
     p.add_argument("--num_test", type=int, default=64)
+    p.add_argument("--max_completion_length", type=int, default=8, help="also the denoising steps")
+    p.add_argument("--block_size", type=int, default=None, help="default: 8 (MDLM), 4 (BD3LM)")
     p.add_argument("--model_dir", default=None, help="SFT checkpoint (default: the scale's)")
     a = p.parse_args()
     cfg = scales.get_scale(os.environ.get("A2DKIT_SCALE", "smoke"))
@@ -44,8 +46,9 @@ def main() -> int:
     test = tasks.load_task(a.dataset, "test", a.num_test, seed=0)
     args = DiffuGRPOConfig(
         output_dir=str(cfg.output_dir("bench-grpo")), max_steps=a.max_steps,
-        per_device_train_batch_size=16, num_generations=8, max_completion_length=8,
-        block_size=8 if a.algo == "mdlm" else 4, steps=8, learning_rate=a.learning_rate,
+        per_device_train_batch_size=16, num_generations=8,
+        max_completion_length=a.max_completion_length, steps=a.max_completion_length,
+        block_size=a.block_size or (8 if a.algo == "mdlm" else 4), learning_rate=a.learning_rate,
         temperature=1.0, beta=0.0, use_cpu=cfg.use_cpu, save_strategy="no", disable_tqdm=True,
     )  # fmt: skip
     trainer = trainer_cls(model.train(), [reward], args, train_dataset=train, processing_class=tok)

@@ -1,0 +1,26 @@
+"""bench/bench_grpo.py end to end at minimal size: held-out reward before and after, one run."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_grpo.py"
+
+
+def test_bench_grpo_prints_the_held_out_reward_before_and_after(a2d_dir, tmp_path, monkeypatch,
+                                                               capsys):  # fmt: skip
+    spec = importlib.util.spec_from_file_location("bench_grpo", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setenv("A2DKIT_RUNS", str(tmp_path))
+    argv = ["bench_grpo.py", "--model_dir", str(a2d_dir), "--max_steps", "1", "--num_test", "4",
+            "--max_completion_length", "4", "--block_size", "4"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    assert bench.main() == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    match = re.search(r"held-out reward (\d\.\d{3}) -> (\d\.\d{3}) \(4 prompts, 1 GRPO steps", line)
+    assert match, line
+    assert all(0.0 <= float(x) <= 1.0 for x in match.groups())
