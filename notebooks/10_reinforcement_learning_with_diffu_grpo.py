@@ -148,8 +148,10 @@ print(train[0]["prompt"], train[0].get("answer"))
 # %% [markdown]
 # RL needs a model that sometimes gets it right: a group whose rewards are all equal has zero
 # advantage and teaches nothing. d1 starts from an SFT'd model; here we start from a **short**
-# SFT (`cfg.grpo_sft_steps` steps of chapter 7's run). At `smoke` it has already learnt the
-# answer format from SFT (it samples one digit most of the time) but rarely the right digit.
+# SFT (`cfg.grpo_sft_steps` steps of chapter 7's run). At `smoke` that leaves the two algorithms
+# in different places: the short MDLM SFT mostly ends its turn at once (its rows are EOS-filled,
+# chapter 7, and EOS is what it learns first), while the BD3LM one already answers with one digit,
+# but rarely the right one.
 
 # %%
 start = {
@@ -235,13 +237,16 @@ for i in range(6):
           f"after {after['mdlm']['completions'][i][:14]!r}")
 
 # %% [markdown]
-# At this scale what GRPO improves is mostly the **format**: every sampled answer becomes one
-# digit, as d1's models learn their tags first, and the reward curve rises by that. Whether the
+# At this scale what GRPO improves is mostly the **format**: the MDLM model learns to answer with
+# a digit at all (at `smoke`: a quarter of the sampled answers at the start, about three quarters
+# at the end), the BD3LM one makes every sampled answer one digit, as d1's models learn their tags
+# first, and the reward curves rise by that. Whether the
 # digit is right is a capability the 160k-parameter model must get from SFT (chapter 7); a reward
-# alone, in 60 steps, moves it little. Turn the learning rate up and it does worse: from a
-# 30-step SFT at lr $10^{-3}$ the reward collapses to 0 within 120 steps (try it: this is why
-# GPU runs use lr $3 \times 10^{-6}$, a KL term and clipping). On real models the answer
-# rewards move too: d1 reports gsm8k, MATH, countdown and sudoku gains for LLaDA-8B.
+# alone, in 60 steps, moves it little. Push harder and it can do worse: with an earlier SFT of
+# this chapter, 120 steps at lr $10^{-3}$ from a 30-step start collapsed the reward to 0 (one
+# reason GPU runs use lr $3 \times 10^{-6}$, a KL term and clipping; try `max_steps=120`). On
+# real models the answer rewards move too: d1 reports gsm8k, MATH, countdown and sudoku gains for
+# LLaDA-8B.
 
 # %% [markdown]
 # ## On a GPU: dLLM's settings
