@@ -198,8 +198,11 @@ class ScaleConfig:
             kwargs["block_size"] = self.block_size
         return classes[algo](**{**kwargs, **overrides})
 
-    def cli_flags(self, algo: Algo, *, sft: bool = False) -> list[str]:
-        """The dLLM-style flags of ``a2dkit.cli.<algo>.<pt|sft>`` for this scale's real run."""
+    def cli_flags(
+        self, algo: Algo, *, sft: bool = False, max_steps: int | None = None
+    ) -> list[str]:
+        """The dLLM-style flags of ``a2dkit.cli.<algo>.<pt|sft>`` for this scale's real run
+        (``max_steps`` > 0: a shorter run of the same recipe)."""
         dataset = self.sft_dataset_args if sft else self.pt_dataset_args
         flags = ["--dataset_args", dataset, "--max_length", str(self._length(algo, sft))]
         if not sft:
@@ -207,6 +210,7 @@ class ScaleConfig:
         steps = (
             self.sft_steps if sft else {"mdlm": self.mdlm_steps, "bd3lm": self.bd3lm_steps}[algo]
         )
+        steps = max_steps if max_steps is not None and max_steps > 0 else steps
         epochs = self.sft_num_train_epochs if sft else self.num_train_epochs
         flags += ["--max_steps", str(steps)] if steps > 0 else ["--num_train_epochs", f"{epochs:g}"]
         lr, batch = self.sft_learning_rate if sft else self.learning_rate, str(self.batch_size)

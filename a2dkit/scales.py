@@ -261,13 +261,11 @@ def load_diffusion_model(
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    suffix = "" if max_steps is None or max_steps < 0 else f"-s{max_steps}"
-    out = cfg.output_dir(f"{algo}-{'sft' if sft else 'pt'}{suffix}")
+    shorter = max_steps is not None and max_steps > 0
+    out = cfg.output_dir(f"{algo}-{'sft' if sft else 'pt'}" + (f"-s{max_steps}" if shorter else ""))
     final, stamp = out / "checkpoint-final", out / "a2dkit_run.json"
     flags = ["--model_name_or_path", cfg.source_name_or_path(), "--output_dir", str(out)]
-    flags += cfg.cli_flags(algo, sft=sft) + ["--use_cpu", str(cfg.use_cpu)]
-    if suffix:  # the later --max_steps wins (argparse)
-        flags += ["--max_steps", str(max_steps)]
+    flags += cfg.cli_flags(algo, sft=sft, max_steps=max_steps) + ["--use_cpu", str(cfg.use_cpu)]
     flags += ["--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none"]
     flags += ["--disable_tqdm", "True", "--bf16", str(cfg.dtype == "bfloat16")]
     flags += ["--logging_steps", "0.05"]  # 20 points of loss curve (``training_log``)
