@@ -118,3 +118,13 @@ def test_cli_exits_1_with_a_numbered_fail_line(tmp_path, fresh_tokenizer, capsys
     out = capsys.readouterr().out
     assert "1. PASS  padding invariance" in out and "2. FAIL  future affects past" in out
     assert "(sdpa, float32)" in out and "threshold 0.002" in out
+
+
+def test_a_nan_in_the_logits_fails_the_check_instead_of_hiding(fresh_tokenizer):
+    """Eager attention in a causal model gives fully masked left-pad rows NaN, and 0 x NaN then
+    reaches the real rows; max() over a NaN difference used to pick another variant (a pass)."""
+    source = testing.as_dtype(make_tiny_ar("llama", fresh_tokenizer, "eager"), torch.float64)
+    result = testing.check_padding_invariance(source)
+    assert not result.passed and result.value == float("inf"), result
+    assert testing._maxdiff(torch.tensor([float("nan"), 0.0]), torch.zeros(2)) == float("inf")
+    assert testing._maxdiff(torch.tensor([1.5]), torch.tensor([1.0])) == 0.5  # control
