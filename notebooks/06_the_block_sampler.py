@@ -215,7 +215,7 @@ def run(mode, new):
 
 
 # %%
-new = 8 * cfg.max_new_tokens  # a longer generation: 8x the blocks
+new = 4 * cfg.max_new_tokens  # a longer generation: 4x the blocks
 runs = {mode: run(mode, new) for mode in ("reuse", "card")}
 for mode, (o, seconds, fed) in runs.items():
     print(f"{mode:5s}: {new / seconds:7.1f} tokens/s, {o.nfe} forward calls, {fed} tokens fed")
@@ -278,7 +278,8 @@ for row in batch.sequences:
 
 # %%
 pad, eos, bs = sft_sampler.pad_id, sft_tokenizer.eos_token_id, config.block_size
-pads = [(row[: batch.gen_start] == pad).sum().item() for row in batch.sequences]
+# the leading run of pad ids (the pad id can occur inside a prompt: SmolLM2 pads with <|im_end|>)
+pads = [int((row[: batch.gen_start] != pad).int().argmax()) for row in batch.sequences]
 print("left pads per row:", pads)
 generated = batch.sequences[:, batch.gen_start :]  # (B, max_new_tokens)
 ends = []  # per row: the column after its EOS block (None if it never finished)
