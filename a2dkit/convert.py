@@ -109,8 +109,23 @@ def add_mask_token(
     reused = mask_id < rows
     if not reused:  # never produce an id outside the embedding matrix
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        init_new_rows(model, rows)
     model.config.mask_token_id = mask_id
     return mask_id, reused
+
+
+def init_new_rows(model: PreTrainedModel, old_rows: int) -> None:
+    """Rows ``old_rows:`` of the input (and untied output) embeddings = the mean of the old rows.
+
+    Deterministic, unlike the random rows ``resize_token_embeddings`` draws (the expected value of
+    its ``mean_resizing``): converting the same source twice gives the same weights, so a run
+    converted in memory equals one started from a converted checkpoint.
+    """
+    layers = (model.get_input_embeddings(), model.get_output_embeddings())
+    weights = {id(m.weight): m.weight for m in layers if m is not None}  # tied: one tensor
+    with torch.no_grad():
+        for w in weights.values():
+            w[old_rows:] = w[:old_rows].mean(0)
 
 
 def check_tokenizer(tokenizer: PreTrainedTokenizerBase) -> None:

@@ -257,15 +257,18 @@ assert Path(latest).name == "checkpoint-4"
 # ## The chain at this scale: convert, SFT, resume, sample
 #
 # The converted model above is what the scripts produce first. Next, the SFT entry point the
-# scripts launch on every GPU, `a2dkit.cli.bd3lm.sft`, with this scale's flags. We play Slurm:
-# the stop file exists from the start, so the run stops after its first step, saves, and
-# returns exit code 3.
+# scripts launch on every GPU, `a2dkit.cli.bd3lm.sft`, with this scale's flags, shortened to
+# `CHAIN_STEPS` steps (a shorter run of the same recipe: what resuming must preserve does not
+# depend on the length). We play Slurm: the stop file exists from the start, so the run stops
+# after its first step, saves, and returns exit code 3.
 
 # %%
+CHAIN_STEPS = 20
 run_dir = out / "bd3lm"
 shutil.rmtree(run_dir, ignore_errors=True)
 flags = ["--model_name_or_path", str(converted), "--output_dir", str(run_dir),
-         *cfg.cli_flags("bd3lm", sft=True), "--eval_strategy", "no", "--save_steps", "0.5",
+         *cfg.cli_flags("bd3lm", sft=True, max_steps=CHAIN_STEPS), "--eval_strategy", "no",
+         "--save_steps", "0.5",
          "--use_cpu", str(cfg.use_cpu), "--disable_tqdm", "True",
          "--resume_from_checkpoint", "auto"]  # fmt: skip
 stop = out / "stop"
@@ -289,17 +292,18 @@ state = json.loads((run_dir / "checkpoint-final" / "trainer_state.json").read_te
 print("exit code", second, "global step", state["global_step"])
 
 # %%
-steps = cfg.sft_steps if cfg.sft_steps > 0 else state["max_steps"]  # -1: whole epochs
-assert second == 0 and state["global_step"] == steps
+assert second == 0 and state["global_step"] == CHAIN_STEPS
 
 # %% [markdown]
 # Losing no step means more than the right count: the resumed run restores the optimizer, the
 # learning-rate schedule, the data order and the noise RNG. So it must end with **the same
-# weights** as an uninterrupted run of the same flags (chapter 7's BD3LM SFT, cached).
+# weights** as an uninterrupted run of the same flags (`load_diffusion_model` with
+# `max_steps=CHAIN_STEPS`: it converts the source in memory, as chapter 7 does, and caches).
 
 # %%
-scales.load_diffusion_model(cfg, "bd3lm", sft=True)  # trains it once if chapter 7 did not
-straight = load_file(cfg.output_dir("bd3lm-sft", "checkpoint-final", "model.safetensors"))
+scales.load_diffusion_model(cfg, "bd3lm", sft=True, max_steps=CHAIN_STEPS)  # trained once
+straight = scales.run_dir(cfg, "bd3lm", sft=True, max_steps=CHAIN_STEPS)
+straight = load_file(straight / "checkpoint-final" / "model.safetensors")
 resumed = load_file(run_dir / "checkpoint-final" / "model.safetensors")
 worst = max((resumed[k] - v).abs().max().item() for k, v in straight.items())
 print(f"largest weight difference: {worst:.2e}")

@@ -94,6 +94,25 @@ def test_mask_token_resizes_embeddings_when_no_spare_row(fresh_tokenizer):
     assert torch.equal(a2d.get_input_embeddings().weight[: len(old)], old)
 
 
+def test_the_added_mask_row_is_deterministic(small_tokenizer):
+    """The row a resize adds is the mean of the others, so two conversions are bit-identical
+    (a random row made a run converted in memory differ from one of a converted checkpoint)."""
+    import copy
+
+    def convert_once(seed: int):
+        torch.manual_seed(seed)  # the global RNG a random row would draw from
+        model = tiny.tiny_model("llama", vocab_size=len(small_tokenizer))  # no spare row
+        a2d, tok, _ = convert.to_diffusion(model, copy.deepcopy(small_tokenizer))
+        return a2d.get_input_embeddings().weight, a2d.get_output_embeddings().weight, tok
+
+    (emb1, out1, tok), (emb2, out2, _) = convert_once(1), convert_once(2)
+    assert torch.equal(emb1, emb2) and torch.equal(out1, out2)
+    mask = tok.mask_token_id
+    assert torch.allclose(emb1[mask], emb1[:mask].mean(0), atol=1e-7)
+    assert torch.allclose(out1[mask], out1[:mask].mean(0), atol=1e-7)
+    assert not torch.equal(emb1[mask], torch.zeros_like(emb1[mask]))  # control: a real row
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_identity_gate_passes_for_every_family(family, attn, fresh_tokenizer):
