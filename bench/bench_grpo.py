@@ -8,7 +8,7 @@ Run: A2DKIT_SCALE=smoke python bench/bench_grpo.py --algo mdlm --dataset a2dkit/
     --reward exact_match --max_steps 40
 Real model (laptop): A2DKIT_SCALE=laptop python bench/bench_grpo.py --dataset sudoku \
     --reward sudoku,xml_count --sft_dataset_args "a2dkit/sudoku[train:800,test:32]" \
-    --sft_steps 120 --sft_max_length 176 --max_completion_length 48 --threshold 0.9
+    --sft_steps 120 --sft_max_length 176 --max_completion_length 56 --threshold 0.9 --kv_cache dual
 References: d1 arXiv 2504.12216 (diffu-GRPO; SFT then RL, §3.3); GRPO arXiv 2402.03300.
 """
 
@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: length)")
     p.add_argument("--block_size", type=int, default=None, help="default: 8 (MDLM), 4 (BD3LM)")
     p.add_argument("--threshold", type=float, default=None, help="parallel decoding, in (0, 1]")
+    p.add_argument("--kv_cache", default="none", help="MDLM: Fast-dLLM none|prefix|dual")
     p.add_argument("--batch_size", type=int, default=16, help="completions per step")
     p.add_argument("--num_generations", type=int, default=8, help="completions per prompt")
     p.add_argument("--model_dir", default=None, help="SFT checkpoint (default: the scale's)")
@@ -77,6 +78,7 @@ def main() -> int:
         per_device_train_batch_size=a.batch_size, num_generations=a.num_generations,
         max_completion_length=a.max_completion_length, steps=a.steps or a.max_completion_length,
         block_size=a.block_size or (8 if a.algo == "mdlm" else 4), threshold=a.threshold,
+        kv_cache=a.kv_cache,
         learning_rate=a.learning_rate, lr_scheduler_type="constant", temperature=1.0, beta=0.0,
         use_cpu=cfg.use_cpu, bf16=False, save_strategy="no", disable_tqdm=True, logging_steps=1,
         report_to="none", seed=0,
