@@ -234,6 +234,24 @@ def _load_synthetic(spec: DatasetSpec, streaming: bool) -> AnyDatasetDict:
     return _maybe_stream(make_synthetic_dataset(**kw), streaming)
 
 
+def _load_puzzles(task: str) -> Callable[[DatasetSpec, bool], AnyDatasetDict]:
+    """The kit's puzzles with gold answers in d1's format (``a2dkit.grpo.warmstart``): option
+    ``seed:<int>``; ``train:N`` (default 1000) and ``test:N`` (default 64) are disjoint."""
+
+    def load(spec: DatasetSpec, streaming: bool) -> AnyDatasetDict:
+        from a2dkit.grpo.warmstart import sft_rows  # lazy: imports TRL
+
+        _check_options(spec, ("seed",))
+        seed = spec.options.get("seed", "0")
+        if not seed.isdigit():
+            raise ValueError(f"{spec.name} seed:{seed} must be an integer >= 0")
+        sizes = {"train": spec.splits.get("train", 1000), "test": spec.splits.get("test", 64)}
+        dsd = DatasetDict({k: sft_rows(task, k, n, int(seed)) for k, n in sizes.items()})
+        return _maybe_stream(dsd, streaming)
+
+    return load
+
+
 def _maybe_stream(dsd: DatasetDict, streaming: bool) -> AnyDatasetDict:
     if not streaming:
         return dsd
@@ -248,8 +266,10 @@ LOADERS: dict[str, Callable[[DatasetSpec, bool], AnyDatasetDict]] = {
     "OpenCoder-LLM/opc-sft-stage1": _load_opc,
     "OpenCoder-LLM/opc-sft-stage2": _load_opc,
     "a2dkit/synthetic": _load_synthetic,
+    "a2dkit/countdown": _load_puzzles("a2dkit/countdown"),
+    "a2dkit/sudoku": _load_puzzles("sudoku"),
 }
-_OFFLINE = ["a2dkit/synthetic", "Trelis/tiny-shakespeare"]
+_OFFLINE = ["a2dkit/synthetic", "a2dkit/countdown", "a2dkit/sudoku", "Trelis/tiny-shakespeare"]
 
 
 def load_named_dataset(spec: DatasetSpec, *, streaming: bool = False) -> AnyDatasetDict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ __all__ = [
     "get_scale",
     "load_source_model",
     "load_diffusion_model",
+    "run_dir",
     "training_log",
 ]
 
@@ -245,10 +247,17 @@ def load_source_model(cfg: ScaleConfig, *, attn_implementation: str = "sdpa"):
 
 
 def load_diffusion_model(
-    cfg: ScaleConfig, algo: Algo, *, sft: bool = False, max_steps: int | None = None
+    cfg: ScaleConfig,
+    algo: Algo,
+    *,
+    sft: bool = False,
+    max_steps: int | None = None,
+    tag: str | None = None,
 ):
     """The scale's trained A2D model: ``<output_dir>/<algo>-<pt|sft>/checkpoint-final``
-    (``max_steps``: a shorter run, in ``<algo>-<pt|sft>-s<max_steps>``; GRPO starts there).
+    (``max_steps``: a shorter run, in ``<algo>-<pt|sft>-s<max_steps>``; GRPO starts there;
+    ``tag``: a run of a changed ``cfg``, e.g. another ``sft_dataset_args``, in ``...-<tag>``,
+    so it never replaces the scale's own run).
 
     Trained once with ``a2dkit.cli.<algo>.<pt|sft>`` (chapters 3, 5 and 7 write the same path),
     then loaded from disk; SFT starts from the source model, as in the Tiny-A2D recipe.
@@ -261,8 +270,7 @@ def load_diffusion_model(
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    shorter = max_steps is not None and max_steps > 0
-    out = cfg.output_dir(f"{algo}-{'sft' if sft else 'pt'}" + (f"-s{max_steps}" if shorter else ""))
+    out = run_dir(cfg, algo, sft=sft, max_steps=max_steps, tag=tag)
     final, stamp = out / "checkpoint-final", out / "a2dkit_run.json"
     flags = ["--model_name_or_path", cfg.source_name_or_path(), "--output_dir", str(out)]
     flags += cfg.cli_flags(algo, sft=sft, max_steps=max_steps) + ["--use_cpu", str(cfg.use_cpu)]
@@ -279,6 +287,22 @@ def load_diffusion_model(
         stamp.write_text(key)  # written last: marks a finished run of exactly these flags
     model = AutoModelForMaskedLM.from_pretrained(final, dtype=getattr(torch, cfg.dtype))
     return model.to(cfg.device).eval(), AutoTokenizer.from_pretrained(final)
+
+
+def run_dir(
+    cfg: ScaleConfig,
+    algo: Algo,
+    *,
+    sft: bool = False,
+    max_steps: int | None = None,
+    tag: str | None = None,
+) -> Path:
+    """Where ``load_diffusion_model`` keeps a run: ``<algo>-<pt|sft>[-s<max_steps>][-<tag>]``."""
+    if tag is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", tag):
+        raise ValueError(f"tag={tag!r} must be a directory name: letters, digits, '_', '.', '-'")
+    shorter = max_steps is not None and max_steps > 0
+    name = f"{algo}-{'sft' if sft else 'pt'}" + (f"-s{max_steps}" if shorter else "")
+    return cfg.output_dir(name + (f"-{tag}" if tag else ""))
 
 
 def _training_code_digest() -> str:

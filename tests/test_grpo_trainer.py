@@ -86,11 +86,26 @@ def test_generation_is_the_a2dkit_sampler(a2d, tmp_path, algo):
 @pytest.mark.parametrize(
     "kw, match",
     [(dict(p_mask_prompt=1.5), "p_mask_prompt"), (dict(num_generations=3), "divisible"),
-     (dict(remasking="best"), "remasking"), (dict(steps=0), "steps")],
+     (dict(remasking="best"), "remasking"), (dict(steps=0), "steps"),
+     (dict(kv_cache="full"), "kv_cache='full'")],
 )  # fmt: skip
 def test_bad_config_is_refused(tmp_path, kw, match):
     with pytest.raises(ValueError, match=match):
         _args(tmp_path, **kw)
+
+
+def test_mdlm_generation_takes_the_fast_dllm_cache_and_bd3lm_refuses_it(a2d, tmp_path):
+    model, tok = a2d
+    args = _args(tmp_path, temperature=0.0, kv_cache="dual", max_completion_length=12, steps=12)
+    trainer = MDLMGRPOTrainer(model, [_length_reward], args, train_dataset=_data(),
+                              processing_class=tok)  # fmt: skip
+    assert trainer.sampler_config.kv_cache == "dual"
+    got, _ = trainer._generate_single_turn([[5, 6, 7]], None, {}, 1)
+    out = MDLMSampler(model, tok).sample([[5, 6, 7]], trainer.sampler_config)
+    assert got[0] == out.sequences[0, out.gen_start : out.gen_start + len(got[0])].tolist()
+    with pytest.raises(ValueError, match="kv_cache='dual' is an MDLM option"):
+        BD3LMGRPOTrainer(model, [_length_reward], args, train_dataset=_data(),
+                         processing_class=tok)  # fmt: skip
 
 
 def test_trainer_refuses_a_path_or_a_tokenizer_without_mask(a2d, small_tokenizer, tmp_path):

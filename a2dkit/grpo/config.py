@@ -1,8 +1,8 @@
 """``DiffuGRPOConfig``: TRL's ``GRPOConfig`` plus the diffusion flags of dLLM's ``DiffuGRPOConfig``.
 
 TRL already owns ``--num_generations --num_iterations --beta --epsilon --max_completion_length
---sync_ref_model --ref_model_sync_steps --temperature``; this adds the sampler's
-``--block_size --steps --cfg_scale --remasking --threshold`` and the log-probability estimator's
+--sync_ref_model --ref_model_sync_steps --temperature``; this adds the sampler's ``--block_size
+--steps --cfg_scale --remasking --threshold --kv_cache`` and the log-probability estimator's
 ``--p_mask_prompt``. References: d1 arXiv 2504.12216 (diffu-GRPO); dLLM ``DiffuGRPOConfig``.
 """
 
@@ -14,6 +14,7 @@ from trl import GRPOConfig
 
 from a2dkit.denoise import REMASKING
 from a2dkit.grpo.logprobs import check_p_mask_prompt
+from a2dkit.samplers_mdlm import MDLM_KV_CACHE_MODES
 
 __all__ = ["DiffuGRPOConfig"]
 
@@ -34,6 +35,10 @@ class DiffuGRPOConfig(GRPOConfig):
     remasking: str = field(default="low_confidence", metadata={"help": str(REMASKING)})
     threshold: float | None = field(
         default=None, metadata={"help": "Fast-dLLM parallel decoding threshold in (0, 1]"}
+    )
+    kv_cache: str = field(
+        default="none",
+        metadata={"help": "MDLM sampler: Fast-dLLM cache none|prefix|dual (BD3LM always caches)"},
     )
     p_mask_prompt: float = field(
         default=0.15, metadata={"help": "log-prob estimate: mask each prompt token w.p. this"}
@@ -56,6 +61,10 @@ class DiffuGRPOConfig(GRPOConfig):
         if self.remasking not in REMASKING:
             raise ValueError(
                 f"remasking={self.remasking!r} is not valid; choose one of {REMASKING}"
+            )
+        if self.kv_cache not in MDLM_KV_CACHE_MODES:
+            raise ValueError(
+                f"kv_cache={self.kv_cache!r} is not valid; choose one of {MDLM_KV_CACHE_MODES}"
             )
         if self.cfg_scale < 0:
             raise ValueError(f"cfg_scale={self.cfg_scale} must be >= 0")

@@ -50,7 +50,9 @@ def held_out_reward(
         for r in rows
     ]  # fmt: skip
     out = sampler_cls(model, tokenizer).sample(prompts, sampler_config, **sample_kwargs)
-    texts = tokenizer.batch_decode(out.sequences[:, out.gen_start : out.gen_end])
+    # as TRL decodes completions for its rewards: special tokens (EOS, padding) dropped
+    texts = tokenizer.batch_decode(out.sequences[:, out.gen_start : out.gen_end],
+                                   skip_special_tokens=True)  # fmt: skip
     columns = {c: rows[c] for c in rows.column_names if c != "prompt"}
     completions = [[{"role": "assistant", "content": t}] for t in texts]
     means = {f.__name__: sum(f(completions, **columns)) / len(texts) for f in reward_funcs}

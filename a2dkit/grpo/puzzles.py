@@ -31,21 +31,25 @@ def _check(split: str, n: int) -> None:
 
 
 def _countdown_one(rng: random.Random, count: int, high: int) -> dict | None:
-    """Numbers and a target reached by combining them left to right with + - * (exact ints)."""
+    """Numbers, a target reached by combining them left to right with + - * (exact ints), and
+    that combination as an ``equation`` (``"(7 + 3) * 2"``: a known solution)."""
     nums = [rng.randint(1, high) for _ in range(count)]
     order = rng.sample(nums, count)
-    value = order[0]
+    value, equation = order[0], str(order[0])
     for n in order[1:]:
-        value = rng.choice([value + n, value - n, value * n]) if value * n <= 999 else value + n
+        op = rng.choice("+-*") if value * n <= 999 else "+"
+        value = {"+": value + n, "-": value - n, "*": value * n}[op]
+        equation = f"({equation}) {op} {n}" if " " in equation else f"{equation} {op} {n}"
     if value <= 0:
         return None
-    return {"nums": nums, "target": value}
+    return {"nums": nums, "target": value, "equation": equation}
 
 
 def countdown_puzzles(
     n: int, split: str = "train", seed: int = 0, count: int = 3, high: int = 20
 ) -> list[dict]:
-    """``n`` distinct countdown puzzles ``{"nums", "target"}`` of ``split`` (each solvable)."""
+    """``n`` distinct countdown puzzles ``{"nums", "target", "equation"}`` of ``split`` (each
+    solvable: ``equation`` is one solution)."""
     _check(split, n)
     rng, seen, out = random.Random(seed), set(), []
     for _ in range(200 * n):

@@ -44,7 +44,8 @@ def sudoku_prompt(puzzle: str) -> list[dict]:
 
 def _kit_countdown(split: str, n: int, seed: int) -> Dataset:
     rows = puzzles.countdown_puzzles(n, split, seed)
-    return Dataset.from_list([{**r, "prompt": countdown_prompt(**r)} for r in rows])
+    prompts = [countdown_prompt(r["nums"], r["target"]) for r in rows]
+    return Dataset.from_list([{**r, "prompt": p} for r, p in zip(rows, prompts, strict=True)])
 
 
 def _kit_sudoku(split: str, n: int, seed: int) -> Dataset:

@@ -74,8 +74,11 @@ class MDLMGRPOTrainer(GRPOTrainer):
         return self.sampler_config_class(
             max_new_tokens=a.max_completion_length, block_size=a.block_size, steps=a.steps,
             temperature=a.temperature or 0.0, remasking=a.remasking, cfg_scale=a.cfg_scale,
-            threshold=a.threshold, return_history=False,
+            threshold=a.threshold, return_history=False, **self._cache_option(),
         )  # fmt: skip
+
+    def _cache_option(self) -> dict[str, str]:
+        return {"kv_cache": self.args.kv_cache}  # Fast-dLLM's prefix/dual cache, or none
 
     # ---- generation: iterative denoising instead of AR decoding ----
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, *a):
@@ -172,6 +175,12 @@ class BD3LMGRPOTrainer(MDLMGRPOTrainer):
     """diffu-GRPO for a BD3LM A2D model: block sampler with KV cache, block-wise log-probs."""
 
     sampler_class, sampler_config_class = BD3LMSampler, BD3LMSamplerConfig
+
+    def _cache_option(self) -> dict[str, str]:
+        if self.args.kv_cache != "none":  # BD3LM caches the clean blocks by construction
+            raise ValueError(f"kv_cache={self.args.kv_cache!r} is an MDLM option; BD3LM's sampler "
+                             "always reuses its KV cache (leave kv_cache='none')")  # fmt: skip
+        return {}
 
     def _completion_logits(self, model, ids, mask, keep, seeds) -> torch.Tensor:
         return logprobs.bd3lm_completion_logits(
