@@ -173,8 +173,9 @@ ax.set(xlabel="position", ylabel="row", title="prompt | answer | EOS pad | batch
 # %% [markdown]
 # ## Before SFT
 #
-# The starting point of both runs is the source AR model, converted (chapter 2). It has only
-# seen Shakespeare, so we expect it to answer (almost) nothing correctly.
+# The starting point of both runs is the source AR model, converted (chapter 2). At `smoke` it
+# has only seen Shakespeare; at `laptop` it is an instruct model that was never trained to fill
+# masks. Either way we expect it to answer (almost) nothing correctly.
 # `synthetic.exact_match_eval` samples an answer for each held-out prompt, cuts it at the first
 # end-of-turn, compares it with the reference, and counts forward passes.
 
