@@ -219,11 +219,11 @@ with torch.no_grad():
     plain = source64(x).logits
     left = source64(ids, attention_mask=mask).logits[:, 2:]
     shifted = source64(x, position_ids=torch.arange(2, 8, device=cfg.device)[None]).logits
-    skipping = source64(ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))
+    skip_pads = (mask.cumsum(-1) - 1).clamp(min=0)  # position ids from the first real token
+    skipping = source64(ids, attention_mask=mask, position_ids=skip_pads).logits[:, 2:]
 shift_diffs = {"left padding": (left - plain).abs().max().item(),
                "positions shifted by 2, no pads": (shifted - plain).abs().max().item(),
-               "left padding, positions skip the pads": (skipping.logits[:, 2:] - plain)
-               .abs().max().item()}  # fmt: skip
+               "left padding, positions skip the pads": (skipping - plain).abs().max().item()}
 for name, value in shift_diffs.items():
     print(f"{name:40s} max |logit difference| {value:.2e}")
 assert shift_diffs["left padding, positions skip the pads"] == 0.0

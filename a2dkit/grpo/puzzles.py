@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import operator
 import random
 
-__all__ = ["SPLITS", "split_of", "countdown_puzzles", "sudoku_puzzles", "solve_sudoku"]
+__all__ = ["SPLITS", "OPS", "split_of", "countdown_puzzles", "sudoku_puzzles", "solve_sudoku"]
 
 SPLITS = ("train", "test")
 TEST_FRACTION = 0.2
+OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}  # countdown's combinations
 
 
 def split_of(key: str) -> str:
@@ -38,7 +40,7 @@ def _countdown_one(rng: random.Random, count: int, high: int) -> dict | None:
     value, equation = order[0], str(order[0])
     for n in order[1:]:
         op = rng.choice("+-*") if value * n <= 999 else "+"
-        value = {"+": value + n, "-": value - n, "*": value * n}[op]
+        value = OPS[op](value, n)
         equation = f"({equation}) {op} {n}" if " " in equation else f"{equation} {op} {n}"
     if value <= 0:
         return None

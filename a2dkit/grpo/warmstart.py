@@ -30,7 +30,7 @@ def _countdown_steps(equation: str) -> str:
     tokens = equation.replace("(", "").replace(")", "").split()
     steps, value = [], int(tokens[0])
     for op, n in zip(tokens[1::2], tokens[2::2], strict=True):
-        result = {"+": value + int(n), "-": value - int(n), "*": value * int(n)}[op]
+        result = puzzles.OPS[op](value, int(n))
         steps.append(f"{value} {op} {n} = {result}")
         value = result
     return ", ".join(steps)
@@ -50,9 +50,7 @@ def sft_rows(task: str, split: str, n: int, seed: int = 0) -> Dataset:
     """``n`` chat rows (``messages``: the GRPO prompt, then the gold answer) of ``split``."""
     if task not in SFT_TASKS:
         raise ValueError(f"no gold answers for task {task!r}; valid: {SFT_TASKS}")
-    if split not in puzzles.SPLITS:
-        raise ValueError(f"split={split!r} is not valid; choose one of {puzzles.SPLITS}")
-    rows = tasks.load_task(task, split, n, seed)
+    rows = tasks.load_task(task, split, n, seed)  # checks split and n
     messages = [
         [*r["prompt"], {"role": "assistant", "content": gold_completion(task, r)}] for r in rows
     ]
