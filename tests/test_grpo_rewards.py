@@ -60,6 +60,27 @@ def test_sudoku_reward_is_the_fraction_of_blanks_filled_right():
     assert got == pytest.approx(1 - 1 / p["puzzle"].count("0"))
 
 
+def test_puzzle_rewards_read_the_last_closed_answer_like_d1():
+    p = puzzles.sudoku_puzzles(1, "test", seed=3)[0]
+    cols = {k: [v] for k, v in p.items()}
+    sol = p["solution"]
+    # seen on the real model after SFT: the grid, then a stray unclosed tag before the canvas ends
+    assert R["sudoku"](_msg(f"<answer>\n{sol}\n</answer>\n\n<answer>"), **cols) == [1.0]
+    assert R["sudoku"](_msg(f"<answer>\n{sol}"), **cols) == [0.0]  # never closed: no answer
+    assert R["sudoku"](_msg(f"<answer>0000</answer><answer>{sol}</answer>"), **cols) == [1.0]
+    # d1 pads a short grid with zeros (a blank is never right) and truncates a long one
+    blanks = [k for k, c in enumerate(p["puzzle"]) if c == "0"]
+    short = sol[: blanks[-1]]
+    want = sum(short[k] == sol[k] for k in blanks if k < len(short)) / len(blanks)
+    assert R["sudoku"](_msg(f"<answer>{short}</answer>"), **cols) == [pytest.approx(want)]
+    assert want < 1.0
+    assert R["sudoku"](_msg(f"<answer>{sol}1234</answer>"), **cols) == [1.0]
+    nums = dict(nums=[[3, 5, 7]], target=[22])
+    assert R["countdown"](_msg("<answer>3 * 5 + 7</answer>\n<answer>"), **nums) == [1.0]
+    assert R["countdown"](_msg("<answer>3 * 5 + 7"), **nums) == [0.0]
+    assert rewards.extract_answer("<answer>42") == "42"  # gsm8k keeps d1's split-based reading
+
+
 def test_code_reward_runs_the_tests_in_a_sandbox():
     test = "def test_add():\n    assert add(2, 3) == 5\n"
     ok = "```python\ndef add(a, b):\n    return a + b\n```"

@@ -24,6 +24,7 @@ __all__ = [
     "guarded",
     "completion_text",
     "extract_answer",
+    "closed_answer",
     "last_boxed",
     "evaluate_equation",
 ]
@@ -44,6 +45,16 @@ def extract_answer(text: str) -> str:
     if "<answer>" not in text:
         return ""
     return text.split("<answer>")[-1].split("</answer>")[0].strip()
+
+
+_CLOSED = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def closed_answer(text: str) -> str:
+    """The text of the last *closed* ``<answer>...</answer>`` pair, else "" (d1's sudoku and
+    TinyZero's countdown extraction: a stray ``<answer>`` written after the answer is ignored)."""
+    found = _CLOSED.findall(text)
+    return found[-1].strip() if found else ""
 
 
 def _per_completion(name: str, score: Callable[..., float]) -> RewardFunc:
@@ -165,7 +176,7 @@ def evaluate_equation(expr: str) -> tuple[float, list[int]]:
 
 
 def _countdown(text, cols, i):
-    answer = extract_answer(text)
+    answer = closed_answer(text)
     if not answer:
         return 0.0
     value, used = evaluate_equation(answer)
@@ -176,10 +187,11 @@ def _countdown(text, cols, i):
 
 # ---- 4x4 sudoku: fraction of the empty cells filled correctly (d1) ----
 def _sudoku(text, cols, i):
-    digits = re.sub(r"\D", "", extract_answer(text))
+    digits = re.sub(r"\D", "", closed_answer(text))
     puzzle, solution = str(cols["puzzle"][i]), str(cols["solution"][i])
-    if len(digits) != len(solution):
+    if not digits:
         return 0.0
+    digits = digits[: len(solution)].ljust(len(solution), "0")  # d1: truncate or pad with zeros
     empty = [k for k, c in enumerate(puzzle) if c == "0"]
     return sum(digits[k] == solution[k] for k in empty) / max(len(empty), 1)
 
