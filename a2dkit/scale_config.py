@@ -67,6 +67,7 @@ class ScaleConfig:
     grpo_dataset: str  # --dataset of a2dkit.cli.<algo>.grpo (a2dkit.grpo.tasks.TASKS)
     grpo_rewards: tuple[str, ...]  # a2dkit.grpo.rewards.REWARDS
     grpo_sft_steps: int  # SFT steps of the start model (-1: the scale's whole SFT)
+    grpo_sft_learning_rate: float  # the start model's SFT learning rate
     grpo_steps: int
     grpo_learning_rate: float
     grpo_batch_size: int  # completions per device and step (num_generations per prompt)

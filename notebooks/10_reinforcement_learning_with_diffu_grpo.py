@@ -148,14 +148,15 @@ print(train[0]["prompt"], train[0].get("answer"))
 # %% [markdown]
 # RL needs a model that sometimes gets it right: a group whose rewards are all equal has zero
 # advantage and teaches nothing. d1 starts from an SFT'd model; here we start from a **short**
-# SFT (`cfg.grpo_sft_steps` steps of chapter 7's run). At `smoke` that leaves the two algorithms
-# in different places: the short MDLM SFT mostly ends its turn at once (its rows are EOS-filled,
-# chapter 7, and EOS is what it learns first), while the BD3LM one already answers with one digit,
-# but rarely the right one.
+# SFT (`cfg.grpo_sft_steps` steps of chapter 7's recipe, at `cfg.grpo_sft_learning_rate`). At
+# `smoke` that leaves the two algorithms in different places: the short MDLM SFT mostly ends its
+# turn at once (its rows are EOS-filled, chapter 7, and EOS is what it learns first), while the
+# BD3LM one already answers with one digit, but rarely the right one.
 
 # %%
+start_cfg = cfg.replace(sft_learning_rate=cfg.grpo_sft_learning_rate)
 start = {
-    algo: scales.load_diffusion_model(cfg, algo, sft=True, max_steps=cfg.grpo_sft_steps)
+    algo: scales.load_diffusion_model(start_cfg, algo, sft=True, max_steps=cfg.grpo_sft_steps)
     for algo in TRAINERS
 }
 args = {algo: cfg.grpo_args(algo, cfg.output_dir(f"{algo}-grpo")) for algo in TRAINERS}
