@@ -189,8 +189,6 @@ def _countdown(text, cols, i):
 def _sudoku(text, cols, i):
     digits = re.sub(r"\D", "", closed_answer(text))
     puzzle, solution = str(cols["puzzle"][i]), str(cols["solution"][i])
-    if not digits:
-        return 0.0
     digits = digits[: len(solution)].ljust(len(solution), "0")  # d1: truncate or pad with zeros
     empty = [k for k, c in enumerate(puzzle) if c == "0"]
     return sum(digits[k] == solution[k] for k in empty) / max(len(empty), 1)
