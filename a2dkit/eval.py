@@ -96,17 +96,22 @@ def sample_masks(
     return masked, weight
 
 
-def _forward_logits(model, xt, x0, valid, block_size: int | None) -> torch.Tensor:
-    """(S, L) noised ids -> (S, L, V) logits; MDLM bidirectional, BD3LM staircase [x_t; x_0]."""
+def _forward_logits(model, xt, x0, valid, block_size: int | None, shift: bool) -> torch.Tensor:
+    """(S, L) noised ids -> (S, L, V) logits scoring token i (``shift``: from column i - 1);
+    MDLM bidirectional, BD3LM staircase [x_t; x_0] (shifted as the trainer and sampler do)."""
     n, seq_len = xt.shape
     if block_size is None:
         mask = None if bool(valid.all()) else valid[None].expand(n, -1).long()  # (S, L)
-        return model(input_ids=xt, attention_mask=mask).logits
+        logits = model(input_ids=xt, attention_mask=mask).logits
+        return losses.shift_logits_right(logits) if shift else logits
     ids, _, mask = losses.bd3lm_inputs(xt, x0[None].expand(n, -1), block_size)  # (S, 2L)
     # BD3LM §3: x_t block b sees itself and clean x_0 blocks < b; pads are never keys
     keys = valid.repeat(2)[None, None, None, :]  # (1, 1, 1, 2L)
     pos = padding_position_ids(valid[None]).repeat(n, 2)  # (S, 2L)
     logits = model(input_ids=ids, position_ids=pos, attention_mask=mask & keys).logits
+    if shift:
+        columns = losses.bd3lm_shift_columns(seq_len, block_size, logits.device)
+        return losses.bd3lm_shift_logits_right(logits[:, columns], seq_len, block_size)
     return losses.bd3lm_logits(logits)  # (S, L, V)
 
 
@@ -126,9 +131,7 @@ def _elbo_row(model, x0, target, valid, block_size, opts: dict) -> torch.Tensor:
     for m, w in chunks:
         m, w = m.to(device), w.to(device)
         xt = torch.where(m, opts["mask_token_id"], x0[None])  # (S, L)
-        logits = _forward_logits(model, xt, x0, valid, block_size)  # (S, L, V)
-        if opts["right_shift_logits"]:
-            logits = losses.shift_logits_right(logits)
+        logits = _forward_logits(model, xt, x0, valid, block_size, opts["right_shift_logits"])
         nll = losses.masked_nll(logits, x0[None].expand_as(xt), m).double()  # (S, L)
         # ELBO draw: -Σ_blocks weight_b Σ_{masked i in b} CE_i (where(): no 0 * inf)
         draws.append(-torch.where(m, nll * w, torch.zeros_like(nll)).sum(1).cpu())
@@ -185,6 +188,14 @@ def _elbo(model, input_ids, block_size, *, target_mask, prompt_len, attention_ma
     _check_options(opts["mc_num"], opts["batch_size"], opts["estimator"], opts["eps"])
     opts["mask_token_id"] = _resolve_mask_token_id(model, opts["mask_token_id"])
     x0, target, valid, squeeze = _prepare(input_ids, target_mask, prompt_len, attention_mask)
+    if opts["right_shift_logits"] is None:  # as the checkpoint was trained
+        opts["right_shift_logits"] = bool(getattr(model.config, "right_shift_logits", False))
+    first = valid.int().argmax(dim=1)  # (B,) first real column of each row
+    if opts["right_shift_logits"] and target.gather(1, first[:, None]).any():
+        raise ValueError(
+            "right_shift_logits=True scores token i with the logits of i - 1, so a row's first "
+            "token cannot be a target; start the targets at prompt_len >= 1 (e.g. after BOS)"
+        )
     if block_size is not None:
         x0, target, valid = _pad_to_blocks(x0, target, valid, block_size)
     rows = [_elbo_row(model, *row, block_size, opts) for row in zip(x0, target, valid, strict=True)]
@@ -224,7 +235,7 @@ def mdlm_elbo(
     schedule: str | Schedule = "linear",
     eps: float = 1e-3,
     batch_size: int = 32,
-    right_shift_logits: bool = False,
+    right_shift_logits: bool | None = None,
     generator: torch.Generator | None = None,
 ) -> ELBOResult:
     """Monte-Carlo MDLM ELBO of the target tokens given the rest (only targets are masked).
@@ -246,7 +257,8 @@ def mdlm_elbo(
         schedule: noise schedule of the "time" estimator.
         eps: lower end of t for "time".
         batch_size: draws per forward pass.
-        right_shift_logits: score token i with the logits of position i - 1 (as in training).
+        right_shift_logits: score token i with the logits of position i - 1 (as in training);
+            None reads the checkpoint's ``config.right_shift_logits`` (``trained_shift``).
         generator: CPU ``torch.Generator`` for reproducible masks.
 
     Returns:
@@ -274,7 +286,7 @@ def bd3lm_elbo(
     schedule: str | Schedule = "linear",
     eps: float = 1e-3,
     batch_size: int = 32,
-    right_shift_logits: bool = False,
+    right_shift_logits: bool | None = None,
     generator: torch.Generator | None = None,
 ) -> ELBOResult:
     """Monte-Carlo BD3LM ELBO: Σ_b MDLM-ELBO(target tokens of block b | clean blocks < b).

@@ -60,7 +60,7 @@ class A2DEvalConfig:
     temperature: float = 0.0
     remasking: str = "low_confidence"
     threshold: float | None = None
-    right_shift_logits: bool = False
+    right_shift_logits: bool | None = None  # default: as the checkpoint was trained
     mc_num: int = 128
     mc_batch_size: int = 32
     estimator: str = "count"

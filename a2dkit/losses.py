@@ -231,3 +231,26 @@ def bd3lm_logits(logits: torch.Tensor) -> torch.Tensor:
     if logits.dim() != 3 or logits.shape[1] % 2 != 0:
         raise ValueError(f"expected (B, 2L, V) logits with even length; got {tuple(logits.shape)}")
     return logits[:, : logits.shape[1] // 2]  # (B, L, V)
+
+
+def bd3lm_shift_columns(seq_len: int, block_size: int, device=None) -> torch.Tensor:
+    """Columns of a ``[x_t ; x_0]`` forward that right-shifted BD3LM logits read: all of x_t, then
+    the clean x_0 column ending each block but the last, (L + L / block_size - 1,) long."""
+    ends = torch.arange(block_size - 1, seq_len - 1, block_size, device=device)  # x_0 block ends
+    return torch.cat([torch.arange(seq_len, device=device), seq_len + ends])
+
+
+def bd3lm_shift_logits_right(kept: torch.Tensor, seq_len: int, block_size: int) -> torch.Tensor:
+    """Right-shifted BD3LM logits, as the block sampler reads them: token i uses column i - 1 of
+    x_t inside a block, and the clean x_0 column i - 1 at a block's first token (the noisy x_t
+    copy of the previous block is not what sampling conditions on).
+
+    Args:
+        kept: (B, L + L / block_size - 1, V), the logits of ``bd3lm_shift_columns``.
+
+    Returns:
+        (B, L, V); position 0 keeps its own logits (as ``shift_logits_right``).
+    """
+    out = shift_logits_right(kept[:, :seq_len])  # (B, L, V), a new tensor
+    out[:, block_size::block_size] = kept[:, seq_len:]  # block starts: clean x_0 of i - 1
+    return out

@@ -1,4 +1,5 @@
-"""Checkable measures of generated text: an AR model's NLL of a continuation, distinct-token ratio.
+"""Checkable measures of generated text: an AR model's NLL of a continuation, distinct-token ratio,
+and whether it is words at all (the share of its words that a reference text uses).
 
 Used to compare sampler settings (steps, remasking, blocks, temperature) on the same prompts.
 References: MDLM arXiv 2406.07524 (generative perplexity: samples scored by an AR model).
@@ -6,10 +7,15 @@ References: MDLM arXiv 2406.07524 (generative perplexity: samples scored by an A
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 import torch
 import torch.nn.functional as F
 
-__all__ = ["continuation_nll", "distinct_ratio"]
+__all__ = ["continuation_nll", "distinct_ratio", "words", "known_word_rate"]
+
+_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 
 
 def _check(sequences: torch.Tensor, start: int) -> None:
@@ -64,3 +70,26 @@ def distinct_ratio(sequences: torch.Tensor, start: int) -> torch.Tensor:
     _check(sequences, start)
     gen = sequences[:, start:]  # (B, N)
     return torch.tensor([len(set(row.tolist())) / gen.shape[1] for row in gen])
+
+
+def words(text: str) -> list[str]:
+    """The lower-cased words of ``text`` (letters, with an inner apostrophe: "o'er", "i'll")."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def known_word_rate(texts: Iterable[str], vocabulary: set[str]) -> tuple[float, float]:
+    """(share of the words of ``texts`` found in ``vocabulary``, mean words per text).
+
+    Both must be high for text to read as language: line breaks and punctuation have no words,
+    and invented sub-word fragments ("wis", "assortment" in Shakespeare) are not in the vocabulary.
+
+    Args:
+        texts: decoded continuations.
+        vocabulary: lower-cased words of a reference text, e.g. ``set(words(corpus))``.
+    """
+    per_text = [words(t) for t in texts]
+    if not per_text:
+        raise ValueError("texts is empty: nothing to measure")
+    found = [w for ws in per_text for w in ws]
+    rate = sum(w in vocabulary for w in found) / len(found) if found else 0.0
+    return rate, len(found) / len(per_text)

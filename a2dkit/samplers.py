@@ -9,7 +9,7 @@ arXiv 2505.22618.
 
 from __future__ import annotations
 
-from a2dkit.samplers_base import SamplerConfig, SamplerOutput, head_logits
+from a2dkit.samplers_base import SamplerConfig, SamplerOutput, head_logits, trained_shift
 from a2dkit.samplers_bd3lm import KV_CACHE_MODES, BD3LMSampler, BD3LMSamplerConfig
 from a2dkit.samplers_mdlm import MDLM_KV_CACHE_MODES, MDLMSampler, MDLMSamplerConfig
 
@@ -23,4 +23,5 @@ __all__ = [
     "KV_CACHE_MODES",
     "MDLM_KV_CACHE_MODES",
     "head_logits",
+    "trained_shift",
 ]

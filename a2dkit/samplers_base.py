@@ -21,7 +21,7 @@ from a2dkit.attention import padding_position_ids
 from a2dkit.denoise import REMASKING, denoise_step, num_transfer_tokens
 from a2dkit.schedules import SCHEDULES, Schedule, make_schedule
 
-__all__ = ["SamplerOutput", "SamplerConfig", "head_logits"]
+__all__ = ["SamplerOutput", "SamplerConfig", "head_logits", "trained_shift"]
 
 
 @functools.lru_cache
@@ -69,6 +69,15 @@ class SamplerOutput:
     gen_end: int | None = None
 
 
+def trained_shift(model: torch.nn.Module) -> bool:
+    """Whether ``model`` was trained to predict token i from position i - 1 (DiffuLLaMA, Dream).
+
+    The trainers record it as ``config.right_shift_logits``; a checkpoint without it (a fresh
+    conversion, dLLM's releases) predicts token i at position i.
+    """
+    return bool(getattr(model.config, "right_shift_logits", False))
+
+
 @dataclass
 class SamplerConfig:
     """Options shared by both samplers (dLLM names); ``threshold`` enables parallel decoding.
@@ -80,6 +89,8 @@ class SamplerConfig:
     ``schedule``: None splits each block's masks evenly over its steps (the model card's
     sampler); "linear" (or "cosine") rounds the expected reveal count of that alpha schedule
     per step, the same counts as dLLM's library sampler (``num_transfer_tokens``).
+    ``right_shift_logits``: None (default) reads the checkpoint's ``config.right_shift_logits``,
+    which the trainers record (``trained_shift``); True/False override it.
     """
 
     max_new_tokens: int = 128
@@ -91,7 +102,7 @@ class SamplerConfig:
     cfg_scale: float = 0.0
     suppress_tokens: list[int] | None = None
     begin_suppress_tokens: list[int] | None = None
-    right_shift_logits: bool = False
+    right_shift_logits: bool | None = None
     threshold: float | None = None
     schedule: str | None = None
     return_history: bool = True
@@ -184,6 +195,8 @@ class _Sampler:
         config = dataclasses.replace(config or self.config_class(), **overrides)
         if not isinstance(config, self.config_class):
             raise TypeError(f"config must be a {self.config_class.__name__}, got {type(config)}")
+        if config.right_shift_logits is None:  # None: as the checkpoint was trained
+            config = dataclasses.replace(config, right_shift_logits=trained_shift(self.model))
         prompts = self._check_prompts(inputs, config)
         self.model.eval()
         return self._generate(prompts, config)

@@ -86,6 +86,12 @@ class ScaleConfig:
     # MDLM SFT rows EOS-filled to sft_max_length (``--pad_to_max_length``): a set of short rows
     # then covers every position of the sampling canvas (prompt + max_new_tokens)
     sft_pad_to_max_length: bool = False
+    # algorithms whose continual pretraining predicts token i from position i - 1 (DiffuLLaMA,
+    # Dream): the AR head's alignment is kept, so a brief run writes words; checkpoints record it
+    pt_right_shift_logits: tuple[Algo, ...] = ()
+    bd3lm_learning_rate: float | None = None  # BD3LM continual pretraining; None: learning_rate
+    # MDLM sampling in semi-autoregressive blocks (LLaDA); None = one block of max_new_tokens
+    sampler_block_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_length % self.block_size:
@@ -99,6 +105,17 @@ class ScaleConfig:
                 raise ValueError(
                     f"block_size={self.block_size} must divide {name}={getattr(self, name)}"
                 )
+        if unknown := sorted(set(self.pt_right_shift_logits) - {"mdlm", "bd3lm"}):
+            raise ValueError(
+                f"pt_right_shift_logits={self.pt_right_shift_logits!r}: {unknown} are not "
+                "algorithms; use a tuple of 'mdlm' and/or 'bd3lm'"
+            )
+        sbs = self.sampler_block_size
+        if sbs is not None and (sbs <= 0 or self.max_new_tokens % sbs):
+            raise ValueError(
+                f"sampler_block_size={sbs} must be None or a positive divisor of "
+                f"max_new_tokens={self.max_new_tokens}"
+            )
         if self.sampler_steps <= 0 or self.batch_size <= 0:
             raise ValueError(
                 f"sampler_steps={self.sampler_steps} and batch_size={self.batch_size} must be > 0"
@@ -184,7 +201,7 @@ class ScaleConfig:
             output_dir=str(output_dir),
             max_steps=steps,
             num_train_epochs=self.sft_num_train_epochs if sft else self.num_train_epochs,
-            learning_rate=self.sft_learning_rate if sft else self.learning_rate,
+            learning_rate=self._learning_rate(algo, sft),
             per_device_train_batch_size=self.batch_size,
             per_device_eval_batch_size=self.batch_size,
             gradient_accumulation_steps=self.gradient_accumulation_steps,
@@ -197,6 +214,8 @@ class ScaleConfig:
         )
         if algo == "bd3lm":
             kwargs["block_size"] = self.block_size
+        if not sft and algo in self.pt_right_shift_logits:
+            kwargs["right_shift_logits"] = True
         return classes[algo](**{**kwargs, **overrides})
 
     def cli_flags(
@@ -214,12 +233,14 @@ class ScaleConfig:
         steps = max_steps if max_steps is not None and max_steps > 0 else steps
         epochs = self.sft_num_train_epochs if sft else self.num_train_epochs
         flags += ["--max_steps", str(steps)] if steps > 0 else ["--num_train_epochs", f"{epochs:g}"]
-        lr, batch = self.sft_learning_rate if sft else self.learning_rate, str(self.batch_size)
+        lr, batch = self._learning_rate(algo, sft), str(self.batch_size)
         flags += ["--learning_rate", f"{lr:g}", "--per_device_train_batch_size", batch]
         flags += ["--per_device_eval_batch_size", batch]
         flags += ["--gradient_accumulation_steps", str(self.gradient_accumulation_steps)]
         if sft and algo == "mdlm" and self.sft_pad_to_max_length:
             flags += ["--pad_to_max_length", "True"]
+        if not sft and algo in self.pt_right_shift_logits:
+            flags += ["--right_shift_logits", "True"]
         return flags + (["--block_size", str(self.block_size)] if algo == "bd3lm" else [])
 
     def grpo_args(self, algo: Algo, output_dir: str | Path, **overrides):
@@ -245,6 +266,12 @@ class ScaleConfig:
             disable_tqdm=True, logging_steps=1, seed=0,
         )  # fmt: skip
         return DiffuGRPOConfig(**{**kwargs, **overrides})
+
+    def _learning_rate(self, algo: Algo, sft: bool) -> float:
+        if sft:
+            return self.sft_learning_rate
+        bd3lm = algo == "bd3lm" and self.bd3lm_learning_rate is not None
+        return self.bd3lm_learning_rate if bd3lm else self.learning_rate
 
     def _length(self, algo: Algo, sft: bool) -> int:
         # Tiny-A2D: MDLM SFT at 1024 tokens, BD3LM at 512 (dLLM README); pt uses max_length

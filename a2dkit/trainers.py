@@ -77,6 +77,8 @@ class MDLMTrainer(ResumableTrainerMixin, Trainer):
             schedule if schedule is not None else make_schedule(self.args.alpha_schedule)
         )
         self.mask_token_id = _mask_token_id(self.model, self.processing_class)
+        # saved with every checkpoint, so samplers and ELBOs read logits as they were trained
+        self.model.config.right_shift_logits = bool(self.args.right_shift_logits)
         self.add_callback(_PerRankNoise())
 
     def sample_noise(
@@ -117,7 +119,7 @@ class MDLMTrainer(ResumableTrainerMixin, Trainer):
         # === 2. Model inputs: MDLM x_t; BD3LM [x_t ; x_0] + staircase mask ===
         model_inputs = self._model_inputs(xt, x0, inputs.get("attention_mask"))
         # === 3. Forward pass: x_t fills the first L positions of either input ===
-        logits = model(**model_inputs).logits[:, : x0.shape[1]]  # (B, L, V)
+        logits = self._scored_logits(model(**model_inputs).logits, x0.shape[1])  # (B, L, V)
         # === 4. Loss weights w(t) = -α'(t) / (1 - α(t)) (or uniform) ===
         weight = losses.loss_weights(t, self.schedule, self.args.loss_weight_type)  # (B,)
         # === 5. NELBO: weighted CE on masked tokens / the optimizer step's denominator ===
@@ -128,13 +130,18 @@ class MDLMTrainer(ResumableTrainerMixin, Trainer):
             maskable,
             weight,
             norm_type=self.args.loss_norm_type,
-            right_shift_logits=self.args.right_shift_logits,
+            right_shift_logits=False,  # _scored_logits has shifted them
             num_items=num_items_in_batch,
         )
         # === 6. Ranks' gradients are averaged, but the denominator was summed over ranks ===
         if num_items_in_batch is not None and self._denominator_spans_ranks():
             loss = loss * self.args.world_size
         return (loss, {"logits": logits}) if return_outputs else loss
+
+    def _scored_logits(self, logits: torch.Tensor, seq_len: int) -> torch.Tensor:
+        """(B, L, V) logits that score x_t token i: column i, or i - 1 when right-shifted."""
+        logits = logits[:, :seq_len]
+        return losses.shift_logits_right(logits) if self.args.right_shift_logits else logits
 
     def _denominator_spans_ranks(self) -> bool:
         return bool(self.args.average_tokens_across_devices) and self.args.world_size > 1
@@ -182,10 +189,22 @@ class BD3LMTrainer(MDLMTrainer):
             mask = _flex_staircase(xt, self.args.block_size, keys)
         elif keys is not None:
             mask = mask & keys[:, None, None, :]  # (B, 1, 2L, 2L): pads are never keys
-        # only x_t is scored: skip the LM head (and its (B, L, V) logits) on the x_0 half
-        keep = torch.arange(xt.shape[1], device=xt.device)  # (L,)
+        # only x_t is scored: skip the LM head on the x_0 half (right shift: but its block ends)
+        seq_len, bs = xt.shape[1], self.args.block_size
+        keep = (
+            losses.bd3lm_shift_columns(seq_len, bs, xt.device)
+            if self.args.right_shift_logits
+            else torch.arange(seq_len, device=xt.device)
+        )  # (L,) or (L + L / bs - 1,)
         return {"input_ids": input_ids, "position_ids": position_ids, "attention_mask": mask,
                 "logits_to_keep": keep}  # fmt: skip
+
+
+    def _scored_logits(self, logits: torch.Tensor, seq_len: int) -> torch.Tensor:
+        """Right shift reads the clean x_0 column before each block, as the block sampler does."""
+        if not self.args.right_shift_logits:
+            return logits[:, :seq_len]
+        return losses.bd3lm_shift_logits_right(logits, seq_len, self.args.block_size)
 
 
 def _flex_staircase(xt: torch.Tensor, block_size: int, keys: torch.Tensor | None):

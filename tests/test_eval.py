@@ -204,3 +204,40 @@ def test_missing_mask_token_is_refused(small_tokenizer):
     ar = make_tiny_ar("qwen3", small_tokenizer)  # an AR model: no mask token anywhere
     with pytest.raises(ValueError, match="mask_token_id"):
         a2d_eval.mdlm_elbo(ar, torch.tensor(SEQ), prompt_len=3)
+
+
+def test_right_shifted_bd3lm_elbo_reads_a_block_start_from_the_clean_prefix(model):
+    """Targets: the last token of block 0 and the first of block 1 (block 3). With right shift,
+    token 3 is scored from clean column 2 (what the block sampler conditions on), not from the
+    x_t copy of block 0, whose column 2 is then masked; every draw is exact (one target per
+    block)."""
+    ids, mask_id = torch.tensor(SEQ[:6]), model.config.mask_token_id
+    target = torch.zeros(6, dtype=torch.bool)
+    target[2:4] = True
+    res = a2d_eval.bd3lm_elbo(model, ids, block_size=3, target_mask=target, mc_num=4,
+                              right_shift_logits=True)  # fmt: skip
+    noisy0 = ids[:3].clone()
+    noisy0[2] = mask_id
+    logp2 = model(noisy0[None]).logits[0, 1].log_softmax(-1)[ids[2]]  # block 0: x_t column 1
+    logp3 = model(ids[None, :3]).logits[0, 2].log_softmax(-1)[ids[3]]  # clean column 2
+    naive3 = model(noisy0[None]).logits[0, 2].log_softmax(-1)[ids[3]]  # the noisy column 2
+    assert torch.allclose(res.samples, (logp2 + logp3).expand(4), atol=1e-10)
+    assert abs((naive3 - logp3).item()) > 1e-3  # negative control: the two readings differ
+
+
+def test_elbo_reads_the_shift_from_the_checkpoint_and_refuses_an_unscorable_first_token(model):
+    ids = torch.tensor(SEQ)
+    plain = a2d_eval.mdlm_elbo(model, ids, prompt_len=3, mc_num=4,
+                               generator=torch.Generator().manual_seed(0))  # fmt: skip
+    kw = dict(prompt_len=3, mc_num=4, right_shift_logits=True)
+    shifted = a2d_eval.mdlm_elbo(model, ids, generator=torch.Generator().manual_seed(0), **kw)
+    model.config.right_shift_logits = True  # as a trainer run with --right_shift_logits records
+    try:
+        default = a2d_eval.mdlm_elbo(model, ids, prompt_len=3, mc_num=4,
+                                     generator=torch.Generator().manual_seed(0))  # fmt: skip
+        with pytest.raises(ValueError, match="first token cannot be a target"):
+            a2d_eval.mdlm_elbo(model, ids, prompt_len=0, mc_num=4)
+    finally:
+        del model.config.right_shift_logits
+    assert torch.equal(default.samples, shifted.samples)
+    assert not torch.allclose(plain.samples, shifted.samples)  # the shift changes the bound

@@ -114,6 +114,12 @@ def test_trainer_refuses_a_path_or_a_tokenizer_without_mask(a2d, small_tokenizer
         MDLMGRPOTrainer("some/path", [_length_reward], _args(tmp_path), processing_class=tok)
     with pytest.raises(ValueError, match="mask token"):
         MDLMGRPOTrainer(model, [_length_reward], _args(tmp_path), processing_class=small_tokenizer)
+    model.config.right_shift_logits = True  # a right-shifted checkpoint: d1's log-probs don't fit
+    try:
+        with pytest.raises(ValueError, match="right_shift_logits=True"):
+            MDLMGRPOTrainer(model, [_length_reward], _args(tmp_path), processing_class=tok)
+    finally:
+        del model.config.right_shift_logits
 
 
 def test_lora_grpo_trains_the_adapter_and_saves_adapter_and_merged_model(a2d, tmp_path):

@@ -42,3 +42,19 @@ def test_bad_start_is_refused(start, ar):
         quality.distinct_ratio(seqs, start)
     with pytest.raises(ValueError, match="must be \\(B, T\\)"):
         quality.continuation_nll(ar, seqs[0], 1)
+
+
+def test_words_keep_inner_apostrophes_and_drop_punctuation_and_line_breaks():
+    assert quality.words("O'er the hill,\n\nI'll GO:: 3 -- 'tis") == [
+        "o'er", "the", "hill", "i'll", "go", "tis"
+    ]  # fmt: skip
+
+
+def test_known_word_rate_counts_words_and_the_share_in_the_vocabulary():
+    vocab = {"no", "more", "what", "do", "you", "speak"}
+    assert quality.known_word_rate(["No more; no more;", "What do you speak?"], vocab) == (1.0, 4.0)
+    rate, per_text = quality.known_word_rate(["no wis wis", "more"], vocab)
+    assert rate == 0.5 and per_text == 2.0  # invented fragments count against the rate
+    assert quality.known_word_rate(["\n\n::\n", ",,,"], vocab) == (0.0, 0.0)  # no words at all
+    with pytest.raises(ValueError, match="texts is empty"):
+        quality.known_word_rate([], vocab)

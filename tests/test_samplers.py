@@ -526,3 +526,21 @@ def test_cfg_is_one_batched_forward_per_step(a2d):
         hook.remove()
     assert plain.nfe == guided.nfe == n_plain == len(masks) - n_plain == 4  # dLLM: 8 passes
     assert {m.shape[0] for m in masks[n_plain:]} == {2}  # conditional + unconditional rows
+
+
+@pytest.mark.parametrize("sampler_cls", [MDLMSampler, BD3LMSampler])
+def test_the_default_shift_is_the_one_the_checkpoint_was_trained_with(a2d, sampler_cls):
+    """right_shift_logits=None reads config.right_shift_logits (recorded by the trainers)."""
+    model, tok = a2d("qwen3", seed=3)
+    prompts, kw = [encode(tok, p) for p in PROMPTS[:2]], dict(max_new_tokens=8, block_size=4)
+    sampler = sampler_cls(model, tok)
+    unshifted, shifted = (
+        sampler.sample(prompts, right_shift_logits=flag, **kw) for flag in (False, True)
+    )
+    assert not torch.equal(unshifted.sequences, shifted.sequences)  # the flag matters here
+    assert torch.equal(sampler.sample(prompts, **kw).sequences, unshifted.sequences)
+    model.config.right_shift_logits = True
+    try:
+        assert torch.equal(sampler.sample(prompts, **kw).sequences, shifted.sequences)
+    finally:
+        del model.config.right_shift_logits

@@ -189,3 +189,34 @@ def test_smoke_mdlm_sft_rows_cover_the_whole_sampling_canvas():
     assert flags[flags.index("--pad_to_max_length") + 1] == "True"
     assert "--pad_to_max_length" not in cfg.cli_flags("bd3lm", sft=True)
     assert "--pad_to_max_length" not in scales.get_scale("laptop").cli_flags("mdlm", sft=True)
+
+
+def _pairs(flags: list[str]) -> dict[str, str]:
+    return dict(zip(flags[::2], flags[1::2], strict=True))
+
+
+def test_laptop_mdlm_pretraining_right_shifts_and_nothing_else_does(tmp_path):
+    laptop = scales.get_scale("laptop")
+    mdlm, bd3lm = (_pairs(laptop.cli_flags(a)) for a in ("mdlm", "bd3lm"))
+    assert mdlm["--right_shift_logits"] == "True" and mdlm["--learning_rate"] == "0.0005"
+    assert "--right_shift_logits" not in bd3lm and bd3lm["--learning_rate"] == "0.0001"
+    assert laptop.training_args("mdlm", tmp_path).right_shift_logits
+    assert not laptop.training_args("bd3lm", tmp_path).right_shift_logits
+    assert laptop.training_args("bd3lm", tmp_path).learning_rate == 1e-4
+    for name in scales.SCALES:  # dLLM's default elsewhere, and for every SFT
+        cfg = scales.get_scale(name)
+        for algo in ("mdlm", "bd3lm"):
+            assert "--right_shift_logits" not in cfg.cli_flags(algo, sft=True)
+            if cfg.use_cpu:  # (GPU scales' bf16 arguments cannot be built on this CPU)
+                assert not cfg.training_args(algo, tmp_path, sft=True).right_shift_logits
+            if name != "laptop":
+                assert "--right_shift_logits" not in cfg.cli_flags(algo)
+
+
+def test_bad_shift_algorithms_and_sampler_blocks_are_refused():
+    smoke = scales.get_scale("smoke")
+    with pytest.raises(ValueError, match=r"\['ar'\] are not algorithms"):
+        smoke.replace(pt_right_shift_logits=("mdlm", "ar"))
+    with pytest.raises(ValueError, match="sampler_block_size=5 must be None or a positive divisor"):
+        smoke.replace(sampler_block_size=5)
+    assert smoke.replace(sampler_block_size=8).sampler_block_size == 8

@@ -1,6 +1,7 @@
 """MDLM/BD3LM trainers on the real HF Trainer: GA invariance, exact resume, preemption, learning."""
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ from datasets import Dataset
 from safetensors.torch import load_file
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from a2dkit import checkpoints, convert, corpus, losses, masking, preprocess
+from a2dkit import attention, checkpoints, convert, corpus, losses, masking, preprocess
 from a2dkit.config import BD3LMConfig, MDLMConfig, resolve_resume_checkpoint
 from a2dkit.trainers import BD3LMTrainer, MDLMTrainer, PreemptionCallback, maskable_positions
 
@@ -401,3 +402,36 @@ def test_the_loss_log_of_a_stopped_and_resumed_run_equals_the_uninterrupted_one(
         return [(r["step"], r["loss"]) for r in trainer.state.log_history if "loss" in r]
 
     assert losses_of(straight) == losses_of(resumed) and len(losses_of(resumed)) == 2
+
+
+def test_right_shifted_bd3lm_reads_each_block_start_from_the_clean_prefix(a2d, tmp_path):
+    """Token i uses column i - 1: of x_t inside a block, of clean x_0 at a block's first token
+    (what the block sampler conditions on); the noisy x_t column there would differ."""
+    model, tok = a2d
+    model.eval()
+    rows = list(_dataset(4))[1:3]  # prompts of 2 and 4 tokens: position 0 is never masked
+    batch = preprocess.DiffusionCollator(tok)(rows)  # so both trainers draw the same x_t
+    x0, bs = batch["input_ids"], 4
+    args = dict(cls=BD3LMConfig, block_size=bs)
+    plain = _trainer(model, tok, _args(tmp_path, **args), _FixedBD3LM)
+    shifted = _trainer(model, tok, _args(tmp_path, right_shift_logits=True, **args), _FixedBD3LM)
+    _, unshifted_logits = _loss_and_logits(plain, batch)
+    loss, logits = _loss_and_logits(shifted, batch)
+    inside = [i for i in range(1, SEQ) if i % bs]
+    assert torch.allclose(logits[:, inside], unshifted_logits[:, [i - 1 for i in inside]])
+    with torch.no_grad():
+        for start in range(bs, SEQ, bs):  # x_0's column start - 1 sees clean blocks < start / bs
+            mask = attention.block_causal_mask(torch.ones_like(x0[:, :start]).bool(), bs)
+            clean = model(x0[:, :start], attention_mask=mask).logits[:, -1]
+            assert torch.allclose(logits[:, start], clean, atol=1e-5)
+            assert not torch.allclose(unshifted_logits[:, start - 1], clean, atol=1e-3)
+    assert torch.isfinite(loss) and model.config.right_shift_logits is True
+
+
+def test_the_trainer_records_the_shift_in_the_saved_config(a2d, tmp_path):
+    model, tok = a2d
+    for shift in (True, False):
+        trainer = _trainer(model, tok, _args(tmp_path, right_shift_logits=shift, max_steps=1))
+        trainer.save_model(str(tmp_path / f"shift-{shift}"))
+        saved = json.loads((tmp_path / f"shift-{shift}" / "config.json").read_text())
+        assert saved["right_shift_logits"] is shift

@@ -63,6 +63,12 @@ class MDLMGRPOTrainer(GRPOTrainer):
         tokenizer = kwargs.get("processing_class")
         if getattr(tokenizer, "mask_token_id", None) is None:
             raise ValueError("processing_class must be the A2D tokenizer (with a mask token)")
+        if getattr(model.config, "right_shift_logits", False):
+            raise ValueError(
+                "the model was trained with right_shift_logits=True, and diffu-GRPO's per-token "
+                "log-probs (d1) read token i at position i: start GRPO from an unshifted "
+                "checkpoint (SFT without --right_shift_logits)"
+            )
         with _reference_is_a_copy(model):
             super().__init__(model, reward_funcs, args, **kwargs)
         self.mask_token_id = tokenizer.mask_token_id
