@@ -62,6 +62,7 @@ import torch
 
 from a2dkit import convert, curves, losses, masking, scales, schedules, viz
 from a2dkit.eval import mdlm_elbo
+from a2dkit.samplers import trained_shift
 
 torch.manual_seed(0)
 source, tokenizer, _ = scales.load_source_model(cfg)  # cached since chapter 1
@@ -261,16 +262,26 @@ print(f"{len(log)} loss records, first {log[0]['loss']:.3f}, last {log[-1]['loss
 # $t$. A fixed yardstick is the ELBO on held-out rows (`a2dkit.eval.mdlm_elbo`, chapter 8), which
 # bounds $-\log p(x_0)$ in nats. Training must lower it: the converted model has never seen a
 # mask, the trained one has.
+#
+# At `laptop` the run uses `--right_shift_logits True` (DiffuLLaMA, Dream): token $i$ is
+# predicted from the output at position $i - 1$, exactly where the AR model put its next-token
+# guess, so a brief run keeps what SmolLM2 knows. The checkpoint records the setting
+# (`config.right_shift_logits`); samplers and ELBOs read it from there. Both models are scored
+# with the trained one's setting (with a shift, the first token has no predecessor: it is
+# context).
 
 # %%
 held_out = torch.stack(
     [torch.tensor(r["input_ids"]) for r in curves.packed_rows(cfg, tokenizer, "test")]
 )[:4].to(cfg.device)  # (4, L)
+shift = trained_shift(mdlm)
+print("right_shift_logits:", shift)
 bound = {}
 for name, model in (("converted", a2d.eval()), ("MDLM-trained", mdlm)):
     g = torch.Generator().manual_seed(0)  # the same masks for both models
-    elbo = mdlm_elbo(model, held_out, prompt_len=0, mc_num=cfg.elbo_samples, generator=g)
-    bound[name] = -elbo.mean.mean().item() / held_out.shape[1]
+    elbo = mdlm_elbo(model, held_out, prompt_len=int(shift), mc_num=cfg.elbo_samples,
+                     right_shift_logits=shift, generator=g)  # fmt: skip
+    bound[name] = -elbo.mean.mean().item() / (held_out.shape[1] - int(shift))
     print(f"{name:13s} NELBO per token {bound[name]:.3f} nats")
 assert bound["MDLM-trained"] < bound["converted"]
 

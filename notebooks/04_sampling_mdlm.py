@@ -58,7 +58,7 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from a2dkit import curves, denoise, quality, scales, schedules, viz
+from a2dkit import corpus, curves, denoise, quality, scales, schedules, viz
 from a2dkit.samplers import MDLMSampler, MDLMSamplerConfig
 
 torch.manual_seed(0)
@@ -68,14 +68,17 @@ MASK = tokenizer.mask_token_id
 
 # %% [markdown]
 # The prompts are the first `cfg.max_length // 4` tokens of held-out tiny-shakespeare rows,
-# one batch of `cfg.batch_size`. Every setting below continues the same prompts.
+# one batch of `cfg.batch_size`. Every setting below continues the same prompts. The base
+# setting denoises the whole continuation as one block at `smoke`, and in semi-autoregressive
+# blocks of `cfg.sampler_block_size` at `laptop` (LLaDA; the section "Semi-autoregressive
+# blocks" compares the two). The sampler reads `right_shift_logits` from the checkpoint.
 
 # %%
 rows = curves.packed_rows(cfg, tokenizer, split="test")
 prompt_len = cfg.max_length // 4
 prompts = [r[:prompt_len] for r in rows[: cfg.batch_size]["input_ids"]]
 base = MDLMSamplerConfig(
-    max_new_tokens=cfg.max_new_tokens, block_size=cfg.max_new_tokens,
+    max_new_tokens=cfg.max_new_tokens, block_size=cfg.sampler_block_size or cfg.max_new_tokens,
     steps=cfg.sampler_steps, temperature=cfg.temperature,
 )  # fmt: skip
 sampler = MDLMSampler(model, tokenizer)
@@ -117,13 +120,28 @@ assert cosine.sum() == 32 and cosine[0, 0] == round(32 * math.cos(3 * math.pi / 
 # %%
 out = sampler.sample(prompts, base)
 print(f"{out.nfe} forward passes, {len(out.history)} canvases")
-print(tokenizer.decode(out.sequences[0, out.gen_start :]))
+texts = tokenizer.batch_decode(out.sequences[:, out.gen_start :], skip_special_tokens=True)
+for text in texts:
+    print(repr(text))
 
 # %%
 gen = out.sequences[:, out.gen_start :]
 assert not (gen == MASK).any()  # every mask is filled
 assert out.sequences[:, : out.gen_start].tolist() == prompts  # the prompt never changes
 assert out.nfe == cfg.sampler_steps and len(out.history) == cfg.sampler_steps + 1
+
+# %% [markdown]
+# Is it words? `quality.known_word_rate` gives the share of the samples' words that
+# tiny-shakespeare's training text uses, and the words per sample: line breaks and colons have
+# no words, invented fragments are not in the vocabulary. At `laptop` the notebook asserts
+# that the samples are mostly real words (the tiny `smoke` model is not expected to write any).
+
+# %%
+vocabulary = set(quality.words(corpus.tiny_shakespeare_text("train")))
+known, per_sample = quality.known_word_rate(texts, vocabulary)
+print(f"{known:.0%} of {per_sample:.1f} words per sample are tiny-shakespeare words")
+if cfg.name == "laptop":
+    assert known >= 0.75 and per_sample >= 4
 
 # %% [markdown]
 # Watch it denoise. Drag the slider or press play (on the book's page too: the viewer carries
@@ -200,10 +218,11 @@ ax.legend()
 # %% [markdown]
 # At `smoke` more steps help both rules: the most steps beat the fewest. At `laptop` the claim
 # is not asserted, and the sweep shows why: 80 steps of continued pretraining leave SmolLM2's
-# MDLM far from fluent (it writes mostly ":" and line breaks, a distinct ratio near 0.05), and
-# the AR judge gives such repetition a *lower* NLL than the true continuation, so NLL cannot
-# rank the settings there. A2D needs far more pretraining than a laptop chapter affords before
-# free text reads well; chapter 7's short SFT is where the real model answers correctly.
+# MDLM writing words, but repetitive ones ("No more; no more; no more;"), and the AR judge
+# gives repetition a *lower* NLL than the true continuation, so NLL cannot rank the settings
+# there: read it beside the distinct ratio. A2D needs far more pretraining than a laptop
+# chapter affords before free text reads *well*; chapter 7's short SFT is where the real model
+# answers correctly.
 
 # %%
 print("distinct ratio per setting:", {k: round(v[1], 3) for k, v in sweep.items()})
@@ -237,6 +256,20 @@ filled = (canvases != MASK).view(len(canvases), len(prompts), -1, cfg.block_size
 started = (canvases != MASK).view(len(canvases), len(prompts), -1, cfg.block_size).any(-1)
 assert not (started[:, :, 1:] & ~filled[:, :, :-1]).any()  # (S, B, blocks - 1)
 print(f"{cfg.max_new_tokens // cfg.block_size} blocks; AR NLL {judge(blocks)[0]:.3f}")
+
+# %% [markdown]
+# Block size matters most for a weak model. In one block, `low_confidence` commits the tokens
+# it is surest of first, wherever they are: for a briefly adapted model those are line breaks
+# and colons, and the words never come. Small blocks force it to finish the text next to the
+# prompt first, where the AR model's knowledge helps most. Words per sample, and the share
+# that are real words, for a few block sizes:
+
+# %%
+for size in sorted({cfg.max_new_tokens, cfg.block_size, cfg.sampler_block_size or 8}):
+    o = sampler.sample(prompts, base, block_size=size, return_history=False)
+    t = tokenizer.batch_decode(o.sequences[:, o.gen_start :], skip_special_tokens=True)
+    rate, n_words = quality.known_word_rate(t, vocabulary)
+    print(f"block_size={size:3d}: {n_words:4.1f} words per sample, {rate:.0%} known; {t[0]!r}")
 
 # %%
 viz.plot_trajectory(blocks.history, tokenizer, row=0)

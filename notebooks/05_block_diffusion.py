@@ -64,6 +64,7 @@ import torch
 
 from a2dkit import attention, convert, corpus, losses, masking, scales, schedules, viz
 from a2dkit import eval as a2d_eval
+from a2dkit.samplers import trained_shift
 from a2dkit.trainers import BD3LMTrainer
 
 torch.manual_seed(0)
@@ -309,15 +310,23 @@ ax.set(xlabel="step", ylabel="train loss (NELBO / token)", title="BD3LM continua
 # The training loss is noisy: every step draws new times $t$. A cleaner check is the
 # Monte-Carlo ELBO on held-out text (`eval.bd3lm_elbo`, chapter 8): a lower bound on
 # $\log p(x)$, in nats, estimated with `cfg.elbo_samples` mask draws per block. Training must
-# raise it well beyond its standard error.
+# raise it well beyond its standard error. Both models are scored as the trained checkpoint
+# reads its logits (`trained_shift`: with `--right_shift_logits`, token $i$ comes from position
+# $i - 1$, and a row's first token is context).
 
 
 # %%
+shift = trained_shift(model)
+print("right_shift_logits:", shift)
+
+
 def elbo_per_token(m):
     gen = torch.Generator().manual_seed(0)  # the same mask draws for both models
-    r = a2d_eval.bd3lm_elbo(m, x, block_size=cfg.block_size, mc_num=cfg.elbo_samples, prompt_len=0,
-                        mask_token_id=a2d_tokenizer.mask_token_id, generator=gen)  # fmt: skip
-    return r.mean.sum().item() / x.numel(), r.stderr.square().sum().sqrt().item() / x.numel()
+    r = a2d_eval.bd3lm_elbo(m, x, block_size=cfg.block_size, mc_num=cfg.elbo_samples,
+                            prompt_len=int(shift), right_shift_logits=shift,
+                            mask_token_id=a2d_tokenizer.mask_token_id, generator=gen)  # fmt: skip
+    n = x.numel() - int(shift) * len(x)  # scored tokens
+    return r.mean.sum().item() / n, r.stderr.square().sum().sqrt().item() / n
 
 
 (elbo_0, se_0), (elbo_1, se_1) = elbo_per_token(a2d), elbo_per_token(model)
