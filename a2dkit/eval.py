@@ -14,6 +14,7 @@ import torch
 
 from a2dkit import losses, masking
 from a2dkit.attention import padding_position_ids
+from a2dkit.samplers_base import trained_shift
 from a2dkit.schedules import Schedule, make_schedule
 
 __all__ = ["ESTIMATORS", "ELBOResult", "sample_masks", "mdlm_elbo", "bd3lm_elbo", "main"]
@@ -189,9 +190,9 @@ def _elbo(model, input_ids, block_size, *, target_mask, prompt_len, attention_ma
     opts["mask_token_id"] = _resolve_mask_token_id(model, opts["mask_token_id"])
     x0, target, valid, squeeze = _prepare(input_ids, target_mask, prompt_len, attention_mask)
     if opts["right_shift_logits"] is None:  # as the checkpoint was trained
-        opts["right_shift_logits"] = bool(getattr(model.config, "right_shift_logits", False))
-    first = valid.int().argmax(dim=1)  # (B,) first real column of each row
-    if opts["right_shift_logits"] and target.gather(1, first[:, None]).any():
+        opts["right_shift_logits"] = trained_shift(model)
+    first = valid.int().argmax(dim=1, keepdim=True)  # (B, 1) first real column of each row
+    if opts["right_shift_logits"] and target.gather(1, first).any():
         raise ValueError(
             "right_shift_logits=True scores token i with the logits of i - 1, so a row's first "
             "token cannot be a target; start the targets at prompt_len >= 1 (e.g. after BOS)"

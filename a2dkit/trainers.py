@@ -199,7 +199,6 @@ class BD3LMTrainer(MDLMTrainer):
         return {"input_ids": input_ids, "position_ids": position_ids, "attention_mask": mask,
                 "logits_to_keep": keep}  # fmt: skip
 
-
     def _scored_logits(self, logits: torch.Tensor, seq_len: int) -> torch.Tensor:
         """Right shift reads the clean x_0 column before each block, as the block sampler does."""
         if not self.args.right_shift_logits:

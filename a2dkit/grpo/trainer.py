@@ -22,7 +22,13 @@ from trl.trainer.utils import use_adapter
 
 from a2dkit.grpo import logprobs
 from a2dkit.grpo.config import DiffuGRPOConfig
-from a2dkit.samplers import BD3LMSampler, BD3LMSamplerConfig, MDLMSampler, MDLMSamplerConfig
+from a2dkit.samplers import (
+    BD3LMSampler,
+    BD3LMSamplerConfig,
+    MDLMSampler,
+    MDLMSamplerConfig,
+    trained_shift,
+)
 
 __all__ = ["MDLMGRPOTrainer", "BD3LMGRPOTrainer"]
 
@@ -63,7 +69,7 @@ class MDLMGRPOTrainer(GRPOTrainer):
         tokenizer = kwargs.get("processing_class")
         if getattr(tokenizer, "mask_token_id", None) is None:
             raise ValueError("processing_class must be the A2D tokenizer (with a mask token)")
-        if getattr(model.config, "right_shift_logits", False):
+        if trained_shift(model):
             raise ValueError(
                 "the model was trained with right_shift_logits=True, and diffu-GRPO's per-token "
                 "log-probs (d1) read token i at position i: start GRPO from an unshifted "
