@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 def _dry_run(script: str, tmp_path, **env) -> subprocess.CompletedProcess:
     # the recipe as shipped unless the test says otherwise (make exports A2DKIT_SCALE=smoke)
     full = {**os.environ, "DRY_RUN": "1", "OUTPUT_DIR": str(tmp_path / "out")}
-    full |= {"A2DKIT_SCALE": "full", "MIN_FREE_GB": "0", **env}
+    # PYTHON: this interpreter (a bare `python` on PATH need not have a2dkit; CI's has not)
+    full |= {"A2DKIT_SCALE": "full", "MIN_FREE_GB": "0", "PYTHON": sys.executable, **env}
     return subprocess.run(["bash", str(REPO / "slurm" / script)], env=full, cwd=REPO,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
 
