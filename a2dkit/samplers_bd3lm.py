@@ -104,8 +104,10 @@ class BD3LMSampler(_Sampler):
             cache = copy.deepcopy(cache)  # the card copies the whole cache at every step
         # BD3LM §3: block b attends to blocks < b and bidirectionally within itself
         mask = block_causal_mask(valid[:, :e], config.block_size)[:, :, s:e]  # (B', 1, L, e)
-        n = 1 if keep else e - s - int(config.right_shift_logits)
-        columns = torch.arange(e - s - n, e - s, device=x.device)
+        # a cache write keeps its last column; a step all columns, or right-shifted all but the
+        # last (column i predicts token i + 1; the block's first token reads ``last``)
+        first, stop = (e - s - 1, e - s) if keep else (0, e - s - int(config.right_shift_logits))
+        columns = torch.arange(first, stop, device=x.device)
         logits = head_logits(self.model, x[:, s:e], columns, attention_mask=mask,
                              position_ids=pos[:, s:e], past_key_values=cache,
                              use_cache=True)  # fmt: skip

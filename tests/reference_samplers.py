@@ -69,3 +69,54 @@ def naive_bd3lm_generate(
                 return x
         generated += cur
     return x
+
+
+@torch.no_grad()
+def trained_logits(model, canvas: torch.Tensor, algo: str, block_size: int,
+                   shift: bool, block_starts_only: bool = False) -> torch.Tensor:  # fmt: skip
+    """The logits the trainer scores canvas token i with, (T, V), for x_t = x_0 = ``canvas``.
+
+    MDLM: the bidirectional forward of x_t. BD3LM: the ``[x_t ; x_0]`` staircase forward; a
+    block's x_t only sees itself and the clean x_0 of earlier blocks, so x_0 = x_t is exact.
+    ``shift``: as ``--right_shift_logits`` trains. ``block_starts_only`` (BD3LM, a negative
+    control) shifts at block starts only and reads the rest unshifted.
+    """
+    from a2dkit import losses
+
+    x, length = canvas[None], canvas.shape[0]
+    if algo == "mdlm":
+        logits = model(x).logits
+        return (losses.shift_logits_right(logits) if shift else logits)[0]
+    ids, pos, mask = losses.bd3lm_inputs(x, x, block_size)
+    full = model(input_ids=ids, position_ids=pos, attention_mask=mask).logits  # (1, 2T, V)
+    if not shift:
+        return full[0, :length]
+    kept = full[:, losses.bd3lm_shift_columns(length, block_size)]
+    logits = losses.bd3lm_shift_logits_right(kept, length, block_size)
+    if block_starts_only:
+        logits[:, 1:] = torch.where(
+            (torch.arange(1, length) % block_size == 0)[None, :, None], logits[:, 1:],
+            full[:, 1:length],
+        )  # fmt: skip
+    return logits[0]
+
+
+def steps_off_reference(history: list[torch.Tensor], reference, mask_id: int,
+                        block_size: int) -> int:  # fmt: skip
+    """How many one-token greedy steps of a single-row ``history`` did not commit the reference's
+    choice: the most confident masked position of the block, its argmax token (never <|mask|>).
+    ``reference(canvas) -> (T, V)`` logits."""
+    off = 0
+    for before, after in zip(history[:-1], history[1:], strict=True):
+        a, b = before[0], after[0]
+        changed = (a != b).nonzero().flatten()
+        if len(changed) == 0:
+            continue
+        logits = reference(a).clone()
+        logits[:, mask_id] = float("-inf")
+        conf, token = logits.softmax(-1).max(-1)
+        block = torch.arange(block_size) + (changed[0] // block_size) * block_size
+        masked = block[a[block] == mask_id]
+        best = masked[conf[masked].argmax()]
+        off += not (changed.tolist() == [best.item()] and b[best] == token[best])
+    return off

@@ -156,3 +156,30 @@ def test_a_staircase_that_leaks_x0_block_j_into_xt_block_j_fails_block_isolation
     assert attention.staircase_mask(4, 2)[0, 4]  # x_t block 0 now sees x_0 block 0
     result = testing.check_block_isolation(pair64[1])
     assert not result.passed and result.value > 1e-2, result
+
+
+@pytest.mark.parametrize("shift", [True, False])
+def test_bd3lm_sampling_reads_the_logits_the_trainer_scores(pair64, converted_dir, shift):
+    """On the real model (float64): every greedy step of the block sampler commits what the
+    trainer's ``[x_t ; x_0]`` forward predicts; shifted at block starts only, it would not."""
+    from reference_samplers import steps_off_reference, trained_logits
+    from transformers import AutoTokenizer
+
+    from a2dkit.samplers import BD3LMSampler
+
+    a2d, bs = pair64[1], 4
+    tok = AutoTokenizer.from_pretrained(converted_dir)
+    prompt = tok("First Citizen:\nBefore we proceed any further, hear me")["input_ids"][:8]
+    out = BD3LMSampler(a2d, tok).sample(
+        [prompt], max_new_tokens=12, block_size=bs, steps=12, right_shift_logits=shift,
+        suppress_tokens=[tok.eos_token_id], return_history=True,
+    )  # fmt: skip
+    assert len(out.history) == 13 and out.gen_start == 8
+
+    def off(**kw) -> int:
+        ref = lambda x: trained_logits(a2d, x, "bd3lm", bs, shift=shift, **kw)  # noqa: E731
+        return steps_off_reference(out.history, ref, tok.mask_token_id, bs)
+
+    assert off() == 0
+    if shift:
+        assert off(block_starts_only=True) > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import math
 import types
@@ -10,7 +11,12 @@ import types
 import pytest
 import torch
 from conftest import FAMILIES, make_tiny_ar
-from reference_samplers import even_split, naive_bd3lm_generate
+from reference_samplers import (
+    even_split,
+    naive_bd3lm_generate,
+    steps_off_reference,
+    trained_logits,
+)
 from transformers import DynamicCache
 
 from a2dkit import attention
@@ -544,3 +550,31 @@ def test_the_default_shift_is_the_one_the_checkpoint_was_trained_with(a2d, sampl
         assert torch.equal(sampler.sample(prompts, **kw).sequences, shifted.sequences)
     finally:
         del model.config.right_shift_logits
+
+
+@pytest.mark.parametrize("algo", ["mdlm", "bd3lm"])
+@pytest.mark.parametrize("shift", [False, True])
+def test_every_greedy_step_reads_the_logits_the_trainer_scores(a2d, algo, shift):
+    """Sampling reads token i's logits where training scored it (right shift: column i - 1,
+    BD3LM block starts from the clean x_0 column), so a trained model samples as it was
+    trained. Float64, one token per step; every step's choice is recomputed from scratch."""
+    model, tok = copy.deepcopy(a2d("qwen3", seed=1))
+    model.double()
+    prompt, bs = encode(tok, PROMPTS[2], 8), 4
+    sampler_cls = {"mdlm": MDLMSampler, "bd3lm": BD3LMSampler}[algo]
+    out = sampler_cls(model, tok).sample(
+        [prompt], max_new_tokens=12, block_size=bs, steps=12, right_shift_logits=shift,
+        suppress_tokens=[tok.eos_token_id], return_history=True,
+    )  # fmt: skip
+    assert out.gen_start == 8 and len(out.history) == 13  # one token per step, none skipped
+
+    def off(**kw) -> int:
+        ref = functools.partial(trained_logits, model, algo=algo, block_size=bs, shift=shift, **kw)
+        return steps_off_reference(out.history, ref, tok.mask_token_id, bs)
+
+    assert off() == 0
+    # negative controls: the other shift, and (BD3LM) shifting at block starts only
+    other = functools.partial(trained_logits, model, algo=algo, block_size=bs, shift=not shift)
+    assert steps_off_reference(out.history, other, tok.mask_token_id, bs) > 0
+    if algo == "bd3lm" and shift:
+        assert off(block_starts_only=True) > 0
