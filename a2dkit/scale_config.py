@@ -92,6 +92,9 @@ class ScaleConfig:
     bd3lm_learning_rate: float | None = None  # BD3LM continual pretraining; None: learning_rate
     # MDLM sampling in semi-autoregressive blocks (LLaDA); None = one block of max_new_tokens
     sampler_block_size: int | None = None
+    # BD3LM continual pretraining (and sampling that model) in blocks of this size; None:
+    # block_size. Smaller blocks stay closer to the AR model (BD3LM §3: L' = 1 is AR)
+    pt_block_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_length % self.block_size:
@@ -116,10 +119,23 @@ class ScaleConfig:
                 f"sampler_block_size={sbs} must be None or a positive divisor of "
                 f"max_new_tokens={self.max_new_tokens}"
             )
+        pbs = self.pt_block_size
+        if pbs is not None and (
+            pbs <= 0 or self.max_length % pbs or self.max_new_tokens % pbs
+        ):
+            raise ValueError(
+                f"pt_block_size={pbs} must be None or a positive divisor of both "
+                f"max_length={self.max_length} and max_new_tokens={self.max_new_tokens}"
+            )
         if self.sampler_steps <= 0 or self.batch_size <= 0:
             raise ValueError(
                 f"sampler_steps={self.sampler_steps} and batch_size={self.batch_size} must be > 0"
             )
+
+    @property
+    def pretrain_block_size(self) -> int:
+        """BD3LM continual pretraining's block size (``pt_block_size``, else ``block_size``)."""
+        return self.pt_block_size or self.block_size
 
     @property
     def world_size(self) -> int:
@@ -213,7 +229,7 @@ class ScaleConfig:
             seed=0,
         )
         if algo == "bd3lm":
-            kwargs["block_size"] = self.block_size
+            kwargs["block_size"] = self.block_size if sft else self.pretrain_block_size
         if not sft and algo in self.pt_right_shift_logits:
             kwargs["right_shift_logits"] = True
         return classes[algo](**{**kwargs, **overrides})
@@ -241,7 +257,8 @@ class ScaleConfig:
             flags += ["--pad_to_max_length", "True"]
         if not sft and algo in self.pt_right_shift_logits:
             flags += ["--right_shift_logits", "True"]
-        return flags + (["--block_size", str(self.block_size)] if algo == "bd3lm" else [])
+        block = self.block_size if sft else self.pretrain_block_size
+        return flags + (["--block_size", str(block)] if algo == "bd3lm" else [])
 
     def grpo_args(self, algo: Algo, output_dir: str | Path, **overrides):
         """``DiffuGRPOConfig`` of this scale's GRPO run (``overrides`` win, e.g. ``max_steps``).

@@ -122,9 +122,12 @@ _LAPTOP = _SMOKE.replace(
     # ":" and line breaks; with the right shift, at 5e-4, the same 80 steps write words ("No
     # more; no more;", "What do you speak?") once sampled in blocks of 8 (measured on 4 rows)
     learning_rate=5e-4,
-    pt_right_shift_logits=("mdlm",),
-    bd3lm_learning_rate=1e-4,
+    pt_right_shift_logits=("mdlm", "bd3lm"),
     sampler_block_size=8,
+    # BD3LM: right-shifted too, 60 steps at lr 3e-4 in blocks of 4 (BD3LM's smallest L') write
+    # words ("I'll do it, and let the devil do it."); in blocks of 16: line breaks and fragments
+    bd3lm_learning_rate=3e-4,
+    pt_block_size=4,
     sampler_steps=32,
     max_new_tokens=32,
     # lookups and copying, on which the converted model, never trained to denoise, answers

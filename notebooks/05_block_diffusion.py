@@ -71,7 +71,8 @@ torch.manual_seed(0)
 source, tokenizer, _ = scales.load_source_model(cfg)  # cached since chapter 1
 a2d, a2d_tokenizer, _ = convert.to_diffusion(source, copy.deepcopy(tokenizer))  # chapter 2
 tol = {"float32": 1e-4, "bfloat16": 5e-2}[cfg.dtype]  # for logits computed two ways
-print(f"scale={cfg.name}: L = max_length = {cfg.max_length}, block_size = {cfg.block_size}")
+print(f"scale={cfg.name}: L = max_length = {cfg.max_length}, block_size = {cfg.block_size}, "
+      f"pretraining blocks of {cfg.pretrain_block_size}")  # fmt: skip
 
 # %% [markdown]
 # ## Blocks: AR outside, diffusion inside
@@ -165,12 +166,13 @@ assert torch.equal(attention.staircase_mask(6, 1)[6:, 6:], torch.tril(torch.ones
 viz.MaskExplorer(length=8, block_size=2, kind="staircase")
 
 # %% [markdown]
-# The mask at this scale's training sizes ($L$ = `cfg.max_length`, block = `cfg.block_size`):
+# The mask at this scale's pretraining sizes ($L$ = `cfg.max_length`, block =
+# `cfg.pretrain_block_size`):
 
 # %%
 viz.plot_mask(
-    attention.staircase_mask(cfg.max_length, cfg.block_size),
-    title=f"staircase L={cfg.max_length}, block {cfg.block_size}",
+    attention.staircase_mask(cfg.max_length, cfg.pretrain_block_size),
+    title=f"staircase L={cfg.max_length}, block {cfg.pretrain_block_size}",
     split=cfg.max_length,
 )
 
@@ -291,7 +293,13 @@ assert torch.allclose(clean_half, ar_logits, atol=tol, rtol=tol)
 #
 # `scales.load_diffusion_model(cfg, "bd3lm")` trains the converted source model with the real
 # command line (`python -m a2dkit.cli.bd3lm.pt`, dLLM's flags) once and caches
-# `checkpoint-final`; chapter 6 samples from it. These are the flags of this scale's run:
+# `checkpoint-final`; chapter 6 samples from it. At `laptop` it trains in blocks of
+# `cfg.pretrain_block_size` = 4 (the smallest block size of the BD3LM paper) with
+# `--right_shift_logits True`: each block's first token is then predicted exactly as the AR model
+# predicts it (property 3 above, with the shift), and the shorter the blocks, the less of the
+# AR model a few dozen steps have to unlearn. Blocks of 16 wrote line breaks and fragments
+# after the same 60 steps ([measured](../results.md)); SFT (chapter 7) keeps `cfg.block_size`.
+# These are the flags of this scale's run:
 
 # %%
 print(" ".join(cfg.cli_flags("bd3lm")))
@@ -322,7 +330,7 @@ print("right_shift_logits:", shift)
 
 def elbo_per_token(m):
     gen = torch.Generator().manual_seed(0)  # the same mask draws for both models
-    r = a2d_eval.bd3lm_elbo(m, x, block_size=cfg.block_size, mc_num=cfg.elbo_samples,
+    r = a2d_eval.bd3lm_elbo(m, x, block_size=cfg.pretrain_block_size, mc_num=cfg.elbo_samples,
                             prompt_len=int(shift), right_shift_logits=shift,
                             mask_token_id=a2d_tokenizer.mask_token_id, generator=gen)  # fmt: skip
     n = x.numel() - int(shift) * len(x)  # scored tokens

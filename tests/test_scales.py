@@ -195,14 +195,14 @@ def _pairs(flags: list[str]) -> dict[str, str]:
     return dict(zip(flags[::2], flags[1::2], strict=True))
 
 
-def test_laptop_mdlm_pretraining_right_shifts_and_nothing_else_does(tmp_path):
+def test_laptop_pretraining_right_shifts_and_nothing_else_does(tmp_path):
     laptop = scales.get_scale("laptop")
     mdlm, bd3lm = (_pairs(laptop.cli_flags(a)) for a in ("mdlm", "bd3lm"))
     assert mdlm["--right_shift_logits"] == "True" and mdlm["--learning_rate"] == "0.0005"
-    assert "--right_shift_logits" not in bd3lm and bd3lm["--learning_rate"] == "0.0001"
-    assert laptop.training_args("mdlm", tmp_path).right_shift_logits
-    assert not laptop.training_args("bd3lm", tmp_path).right_shift_logits
-    assert laptop.training_args("bd3lm", tmp_path).learning_rate == 1e-4
+    assert bd3lm["--right_shift_logits"] == "True" and bd3lm["--learning_rate"] == "0.0003"
+    for algo in ("mdlm", "bd3lm"):
+        assert laptop.training_args(algo, tmp_path).right_shift_logits
+    assert laptop.training_args("bd3lm", tmp_path).learning_rate == 3e-4
     for name in scales.SCALES:  # dLLM's default elsewhere, and for every SFT
         cfg = scales.get_scale(name)
         for algo in ("mdlm", "bd3lm"):
@@ -213,6 +213,22 @@ def test_laptop_mdlm_pretraining_right_shifts_and_nothing_else_does(tmp_path):
                 assert "--right_shift_logits" not in cfg.cli_flags(algo)
 
 
+def test_laptop_bd3lm_pretrains_in_its_own_blocks_and_sft_keeps_block_size(tmp_path):
+    laptop = scales.get_scale("laptop")
+    assert laptop.pretrain_block_size == laptop.pt_block_size == 4 != laptop.block_size
+    assert _pairs(laptop.cli_flags("bd3lm"))["--block_size"] == "4"
+    assert laptop.training_args("bd3lm", tmp_path).block_size == 4
+    sft = str(laptop.block_size)
+    assert _pairs(laptop.cli_flags("bd3lm", sft=True))["--block_size"] == sft
+    assert laptop.training_args("bd3lm", tmp_path, sft=True).block_size == laptop.block_size
+    grpo_block = min(laptop.block_size, laptop.grpo_max_new_tokens)  # GRPO starts from SFT
+    assert laptop.grpo_args("bd3lm", tmp_path).block_size == grpo_block
+    for name in ("smoke", "warmup", "full"):  # unset: pretraining uses block_size
+        cfg = scales.get_scale(name)
+        assert cfg.pt_block_size is None and cfg.pretrain_block_size == cfg.block_size
+        assert _pairs(cfg.cli_flags("bd3lm"))["--block_size"] == str(cfg.block_size)
+
+
 def test_bad_shift_algorithms_and_sampler_blocks_are_refused():
     smoke = scales.get_scale("smoke")
     with pytest.raises(ValueError, match=r"\['ar'\] are not algorithms"):
@@ -220,3 +236,7 @@ def test_bad_shift_algorithms_and_sampler_blocks_are_refused():
     with pytest.raises(ValueError, match="sampler_block_size=5 must be None or a positive divisor"):
         smoke.replace(sampler_block_size=5)
     assert smoke.replace(sampler_block_size=8).sampler_block_size == 8
+    for bad in (0, 3, 24):  # 24 divides neither max_length=64 nor max_new_tokens=16
+        with pytest.raises(ValueError, match=f"pt_block_size={bad} must be None or a positive"):
+            smoke.replace(pt_block_size=bad)
+    assert smoke.replace(pt_block_size=8).pretrain_block_size == 8
