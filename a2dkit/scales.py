@@ -119,14 +119,14 @@ _LAPTOP = _SMOKE.replace(
     curve_steps=15,
     batch_size=4,
     # MDLM: predicting token i at position i (dLLM's default), 80 steps at lr 1e-4 leave only
-    # ":" and line breaks; with the right shift, at 5e-4, the same 80 steps write words ("No
-    # more; no more;", "What do you speak?") once sampled in blocks of 8 (measured on 4 rows)
-    learning_rate=5e-4,
+    # ":" and line breaks; with the right shift, at 3e-4, the same 80 steps write words ("I
+    # will speak to you.") sampled in blocks of 4 (measured on 4 rows; at 5e-4 one run wrote
+    # words and a rerun at another thread count only line breaks)
+    learning_rate=3e-4,
     pt_right_shift_logits=("mdlm", "bd3lm"),
-    sampler_block_size=8,
-    # BD3LM: right-shifted too, 60 steps at lr 3e-4 in blocks of 4 (BD3LM's smallest L') write
-    # words ("I'll do it, and let the devil do it."); in blocks of 16: line breaks and fragments
-    bd3lm_learning_rate=3e-4,
+    sampler_block_size=4,
+    # BD3LM: right-shifted too, 60 steps in blocks of 4 (BD3LM's smallest L') write words
+    # ("I'll do it, and let the devil do it."); in blocks of 16: line breaks and fragments
     pt_block_size=4,
     sampler_steps=32,
     max_new_tokens=32,

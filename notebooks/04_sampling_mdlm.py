@@ -194,10 +194,11 @@ print(f"true continuation: AR NLL {reference:.3f};  first sample: {judge(out)[0]
 #
 # Fewer steps = more tokens committed in parallel per forward pass. Tokens decoded in the same
 # step are drawn independently of each other, so quality should fall as steps shrink. We sweep
-# halvings of `cfg.sampler_steps` for both remasking rules.
+# halvings of `cfg.sampler_steps` for both remasking rules (at least one step per block).
 
 # %%
-step_grid = [cfg.sampler_steps // 2**k for k in range(4) if cfg.sampler_steps // 2**k >= 1]
+halvings = [cfg.sampler_steps // 2**k for k in range(4)]
+step_grid = [steps for steps in halvings if steps >= base.num_blocks]
 sweep = {}
 for remasking in ("low_confidence", "random"):
     for steps in step_grid:
@@ -218,7 +219,7 @@ ax.legend()
 # %% [markdown]
 # At `smoke` more steps help both rules: the most steps beat the fewest. At `laptop` the claim
 # is not asserted, and the sweep shows why: 80 steps of continued pretraining leave SmolLM2's
-# MDLM writing words, but repetitive ones ("No more; no more; no more;"), and the AR judge
+# MDLM writing words, but repetitive ones ("I will speak to you." twice), and the AR judge
 # gives repetition a *lower* NLL than the true continuation, so NLL cannot rank the settings
 # there: read it beside the distinct ratio. A2D needs far more pretraining than a laptop
 # chapter affords before free text reads *well*; chapter 7's short SFT is where the real model
