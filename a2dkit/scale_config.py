@@ -229,7 +229,7 @@ class ScaleConfig:
             seed=0,
         )
         if algo == "bd3lm":
-            kwargs["block_size"] = self.block_size if sft else self.pretrain_block_size
+            kwargs["block_size"] = self._block_size(sft)
         if not sft and algo in self.pt_right_shift_logits:
             kwargs["right_shift_logits"] = True
         return classes[algo](**{**kwargs, **overrides})
@@ -257,8 +257,7 @@ class ScaleConfig:
             flags += ["--pad_to_max_length", "True"]
         if not sft and algo in self.pt_right_shift_logits:
             flags += ["--right_shift_logits", "True"]
-        block = self.block_size if sft else self.pretrain_block_size
-        return flags + (["--block_size", str(block)] if algo == "bd3lm" else [])
+        return flags + (["--block_size", str(self._block_size(sft))] if algo == "bd3lm" else [])
 
     def grpo_args(self, algo: Algo, output_dir: str | Path, **overrides):
         """``DiffuGRPOConfig`` of this scale's GRPO run (``overrides`` win, e.g. ``max_steps``).
@@ -289,6 +288,9 @@ class ScaleConfig:
             return self.sft_learning_rate
         bd3lm = algo == "bd3lm" and self.bd3lm_learning_rate is not None
         return self.bd3lm_learning_rate if bd3lm else self.learning_rate
+
+    def _block_size(self, sft: bool) -> int:  # BD3LM: SFT in block_size, pretraining its own
+        return self.block_size if sft else self.pretrain_block_size
 
     def _length(self, algo: Algo, sft: bool) -> int:
         # Tiny-A2D: MDLM SFT at 1024 tokens, BD3LM at 512 (dLLM README); pt uses max_length

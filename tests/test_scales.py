@@ -236,7 +236,7 @@ def test_bad_shift_algorithms_and_sampler_blocks_are_refused():
     with pytest.raises(ValueError, match="sampler_block_size=5 must be None or a positive divisor"):
         smoke.replace(sampler_block_size=5)
     assert smoke.replace(sampler_block_size=8).sampler_block_size == 8
-    for bad in (0, 3, 24):  # 24 divides neither max_length=64 nor max_new_tokens=16
+    for bad in (0, 3, 24):  # 24 divides neither max_length=64 nor max_new_tokens=32
         with pytest.raises(ValueError, match=f"pt_block_size={bad} must be None or a positive"):
             smoke.replace(pt_block_size=bad)
     assert smoke.replace(pt_block_size=8).pretrain_block_size == 8
