@@ -69,6 +69,26 @@ def test_run_cli_keeps_the_traceback_under_a2dkit_debug(monkeypatch):
         run_cli(_raises(ValueError("bad")))
 
 
+@pytest.mark.parametrize("main", [lambda argv: 0, _raises(UsageError("bad")), _raises(KeyError)])
+def test_run_cli_destroys_the_launched_process_group(main, tmp_path, monkeypatch):
+    """A gloo rank that exits with its group alive can SIGABRT in teardown (it failed a CI run of
+    the two-process lm-eval launch): run_cli destroys the group, on success and on error."""
+    import torch.distributed as dist
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        assert dist.is_initialized()  # the control: the group is alive before run_cli
+        try:
+            run_cli(main)
+        except KeyError:
+            pass  # not a usage error: it propagates, and the group still goes
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def test_python_m_exits_2_with_one_line_and_no_traceback():
     cmd = [sys.executable, "-m", "a2dkit.testing", "--model_name_or_path", MISSING]
     proc = subprocess.run(cmd, env={**os.environ, "A2DKIT_DEBUG": "0"}, capture_output=True,

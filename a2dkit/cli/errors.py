@@ -11,7 +11,14 @@ import os
 import sys
 from collections.abc import Callable
 
-__all__ = ["USAGE_EXIT_CODE", "UsageError", "USER_ERRORS", "one_line", "run_cli"]
+__all__ = [
+    "USAGE_EXIT_CODE",
+    "UsageError",
+    "USER_ERRORS",
+    "close_process_group",
+    "one_line",
+    "run_cli",
+]
 
 USAGE_EXIT_CODE = 2  # as argparse's own usage errors
 DEBUG_ENV = "A2DKIT_DEBUG"
@@ -49,11 +56,30 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     Returns:
         ``main``'s exit code (0 when it returns None), or ``USAGE_EXIT_CODE``.
     """
+    ok = False
     try:
         code = main(argv)
+        ok = True
     except USER_ERRORS as err:
         if _debug():
             raise
         print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
         return USAGE_EXIT_CODE
+    finally:
+        close_process_group(wait=ok)
     return 0 if code is None else int(code)
+
+
+def close_process_group(wait: bool = True) -> None:
+    """Destroy the ``torch.distributed`` group a launched run (torchrun, accelerate) made, if any.
+
+    A gloo process that exits with its group alive can abort in interpreter teardown
+    ("terminate called without an active exception", SIGABRT), which fails the whole launch.
+    With ``wait``, the ranks first meet at a barrier, so none leaves while another still works.
+    """
+    dist = getattr(sys.modules.get("torch"), "distributed", None)  # never import torch for this
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return
+    if wait:
+        dist.barrier()
+    dist.destroy_process_group()
