@@ -1,5 +1,6 @@
 """The scale table: every size a notebook or recipe needs, for ``smoke``, ``laptop``, ``warmup``
-and ``full``, and the loaders notebooks use to get each scale's source and trained models.
+and ``full``; re-exported from ``a2dkit.scale_runs``, the loaders notebooks use to get each
+scale's source and trained models.
 
 ``smoke`` = tiny offline models on CPU (seconds per notebook); ``laptop`` = the real
 SmolLM2-135M-Instruct, offline, on 2 CPU cores (the whole book in about an hour); ``warmup`` = the
@@ -9,14 +10,8 @@ Tiny-A2D SFT recipe. References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import shutil
-from pathlib import Path
-from typing import Any
-
-from a2dkit.scale_config import SMOLLM2, TINY, Algo, ScaleConfig
+from a2dkit.scale_config import SMOLLM2, TINY, ScaleConfig
+from a2dkit.scale_runs import load_diffusion_model, load_source_model, run_dir, training_log
 
 __all__ = [
     "TINY",
@@ -237,108 +232,3 @@ def get_scale(name: str) -> ScaleConfig:
 
     progress.hide_progress_bars()
     return SCALES[key]
-
-
-def load_source_model(cfg: ScaleConfig, *, attn_implementation: str = "sdpa"):
-    """The scale's source AR model and tokenizer, in eval mode.
-
-    ``smoke``: the tiny AR Qwen3, pretrained once and cached (``a2dkit.tiny.build_tiny_ar``);
-    ``laptop``: SmolLM2-135M-Instruct from ``a2dkit.assets`` (offline, built once); otherwise
-    ``AutoModelForCausalLM.from_pretrained(cfg.source_model)`` (needs the Hub or its cache).
-
-    Returns:
-        (model, tokenizer, info) where info is the tiny pretraining summary (or {}).
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    info: dict[str, Any] = {}
-    if cfg.is_tiny:
-        from a2dkit import tiny
-
-        info = tiny.build_tiny_ar(cfg.tiny_ar_args())  # pretrains once, then reuses the cache
-    path = cfg.source_name_or_path()
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=getattr(torch, cfg.dtype), attn_implementation=attn_implementation
-    )
-    return model.to(cfg.device).eval(), AutoTokenizer.from_pretrained(path), info
-
-
-def load_diffusion_model(
-    cfg: ScaleConfig,
-    algo: Algo,
-    *,
-    sft: bool = False,
-    max_steps: int | None = None,
-    tag: str | None = None,
-):
-    """The scale's trained A2D model: ``<output_dir>/<algo>-<pt|sft>/checkpoint-final``
-    (``max_steps``: a shorter run, in ``<algo>-<pt|sft>-s<max_steps>``; GRPO starts there;
-    ``tag``: a run of a changed ``cfg``, e.g. another ``sft_dataset_args``, in ``...-<tag>``,
-    so it never replaces the scale's own run).
-
-    Trained once with ``a2dkit.cli.<algo>.<pt|sft>`` (chapters 3, 5 and 7 write the same path),
-    then loaded from disk; SFT starts from the source model, as in the Tiny-A2D recipe.
-
-    Returns:
-        (model, tokenizer) in eval mode on ``cfg.device``.
-    """
-    import importlib
-
-    import torch
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-    out = run_dir(cfg, algo, sft=sft, max_steps=max_steps, tag=tag)
-    final, stamp = out / "checkpoint-final", out / "a2dkit_run.json"
-    flags = ["--model_name_or_path", cfg.source_name_or_path(), "--output_dir", str(out)]
-    flags += cfg.cli_flags(algo, sft=sft, max_steps=max_steps) + ["--use_cpu", str(cfg.use_cpu)]
-    flags += ["--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none"]
-    flags += ["--disable_tqdm", "True", "--bf16", str(cfg.dtype == "bfloat16")]
-    flags += ["--logging_steps", "0.05"]  # 20 points of loss curve (``training_log``)
-    key = json.dumps({"flags": flags, "code": _training_code_digest()})
-    if not (final / "config.json").exists() or not stamp.exists() or stamp.read_text() != key:
-        shutil.rmtree(out, ignore_errors=True)  # trained with other flags or code: retrain
-        load_source_model(cfg)  # builds the tiny source model at smoke
-        module = importlib.import_module(f"a2dkit.cli.{algo}.{'sft' if sft else 'pt'}")
-        if module.cli(flags) != 0:
-            raise RuntimeError(f"training {algo} ({'sft' if sft else 'pt'}) into {out} failed")
-        stamp.write_text(key)  # written last: marks a finished run of exactly these flags
-    model = AutoModelForMaskedLM.from_pretrained(final, dtype=getattr(torch, cfg.dtype))
-    return model.to(cfg.device).eval(), AutoTokenizer.from_pretrained(final)
-
-
-def run_dir(
-    cfg: ScaleConfig,
-    algo: Algo,
-    *,
-    sft: bool = False,
-    max_steps: int | None = None,
-    tag: str | None = None,
-) -> Path:
-    """Where ``load_diffusion_model`` keeps a run: ``<algo>-<pt|sft>[-s<max_steps>][-<tag>]``."""
-    if tag is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", tag):
-        raise ValueError(f"tag={tag!r} must be a directory name: letters, digits, '_', '.', '-'")
-    shorter = max_steps is not None and max_steps > 0
-    name = f"{algo}-{'sft' if sft else 'pt'}" + (f"-s{max_steps}" if shorter else "")
-    return cfg.output_dir(name + (f"-{tag}" if tag else ""))
-
-
-def _training_code_digest() -> str:
-    """sha256 of the modules a training run depends on (a cached run is stale when they change)."""
-    names = ("cli/train", "convert", "trainers", "resumable", "checkpoints", "losses", "masking")
-    names += ("preprocess", "data", "synthetic")
-    root = Path(__file__).parent
-    return hashlib.sha256(b"".join((root / f"{n}.py").read_bytes() for n in names)).hexdigest()
-
-
-def training_log(cfg: ScaleConfig, algo: Algo, *, sft: bool = False) -> list[dict[str, float]]:
-    """The training-loss records ``{"step", "loss", ...}`` of ``load_diffusion_model``'s run.
-
-    Raises:
-        FileNotFoundError: that run has not been trained yet (call ``load_diffusion_model``).
-    """
-    state = cfg.output_dir(f"{algo}-{'sft' if sft else 'pt'}", "checkpoint-final")
-    state = state / "trainer_state.json"
-    if not state.is_file():
-        raise FileNotFoundError(f"{state} not found: train it with load_diffusion_model first")
-    return [r for r in json.loads(state.read_text())["log_history"] if "loss" in r]

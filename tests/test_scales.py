@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from a2dkit import scales
+from a2dkit import scale_runs, scales
 
 
 def test_four_scales_in_order_and_each_named_after_its_key():
@@ -134,7 +134,7 @@ def test_cached_runs_are_retrained_only_when_their_flags_change(
     tok.save_pretrained(a2d_dir)
 
     monkeypatch.setenv("A2DKIT_RUNS", str(tmp_path))
-    monkeypatch.setattr(scales, "load_source_model", lambda cfg: None)
+    monkeypatch.setattr(scale_runs, "load_source_model", lambda cfg: None)
     calls = []
 
     def fake_cli(flags):  # stands in for training: copies a converted model to checkpoint-final
