@@ -106,7 +106,7 @@ def run_dir(
 def _training_code_digest() -> str:
     """sha256 of the modules a training run depends on (a cached run is stale when they change)."""
     names = ("cli/train", "convert", "trainers", "resumable", "checkpoints", "losses", "masking")
-    names += ("preprocess", "data", "synthetic")
+    names += ("preprocess", "data", "dataset_args", "synthetic")
     root = Path(__file__).parent
     return hashlib.sha256(b"".join((root / f"{n}.py").read_bytes() for n in names)).hexdigest()
 
