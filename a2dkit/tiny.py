@@ -1,4 +1,5 @@
-"""Offline tiny assets: a byte-level BPE tokenizer, tiny configs of each family, a tiny AR Qwen3.
+"""Offline tiny models: tiny configs of each family, and a tiny AR Qwen3 pretrained on
+tiny-shakespeare (tokenizer: ``a2dkit.tiny_tokenizer``, re-exported here).
 
 The source models of every CPU-scale notebook and test (Qwen/Qwen3-0.6B at warmup/full).
 Run: python -m a2dkit.tiny --output_dir runs/tiny-ar-qwen3
@@ -7,34 +8,28 @@ References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573 (A2D starts from a pre
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
-import shutil
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from a2dkit.tiny_tokenizer import (  # noqa: F401  (re-exported: tiny is the one import)
+    CHAT_TEMPLATE,
+    EOS_TOKEN,
+    SPECIAL_TOKENS,
+    _train_texts,
+    load_tiny_tokenizer,
+    train_tokenizer,
+)
+
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
 
 SUPPORTED_FAMILIES = ("qwen3", "qwen2", "llama", "mistral", "gpt2")
-EOS_TOKEN = "<|endoftext|>"
-SPECIAL_TOKENS = (EOS_TOKEN, "<|im_start|>", "<|im_end|>")  # no <|mask|>: conversion adds it
-# Qwen-style ChatML, so SFT takes the same path as for Qwen3. In transformers 5.x,
-# apply_chat_template(..., tokenize=True) returns a BatchEncoding (input_ids, attention_mask);
-# pass return_dict=False for a plain list of ids, tokenize=False for the string.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
 RESULT_FILE = "tiny_ar_result.json"
 _CONFIG_CLASSES = {
     "qwen3": "Qwen3Config",
@@ -50,72 +45,6 @@ _GPT2_NAMES = {  # GPT-2 spells the standard config fields differently
     "max_position_embeddings": "n_positions",
     "intermediate_size": "n_inner",
 }
-
-
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048) -> PreTrainedTokenizerFast:
-    """Byte-level BPE trained on ``texts`` (deterministic given the texts).
-
-    eos = pad = ``<|endoftext|>``; ``<|im_start|>``/``<|im_end|>`` are special; the ChatML
-    :data:`!CHAT_TEMPLATE` is set. Encoding adds no special tokens by itself.
-
-    Args:
-        texts: training strings (any iterable, consumed once).
-        vocab_size: total size including the 256 byte symbols and the 3 special tokens.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    if not isinstance(vocab_size, int) or vocab_size < 256 + len(SPECIAL_TOKENS):
-        raise ValueError(f"vocab_size={vocab_size!r} must be an int >= {256 + len(SPECIAL_TOKENS)}")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
-        show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(texts, trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token=EOS_TOKEN,
-        pad_token=EOS_TOKEN,
-        additional_special_tokens=list(SPECIAL_TOKENS[1:]),
-        chat_template=CHAT_TEMPLATE,
-    )
-
-
-def _train_texts() -> tuple[list[str], str]:
-    """The tiny-shakespeare train rows and their sha256 (the key of every cached asset)."""
-    from a2dkit import corpus
-
-    texts = list(corpus.load_tiny_shakespeare()["train"][corpus.TEXT_FIELD])  # a datasets 5 Column
-    return texts, hashlib.sha256("\0".join(texts).encode()).hexdigest()
-
-
-def load_tiny_tokenizer(vocab_size: int = 2048) -> PreTrainedTokenizerFast:
-    """The tokenizer trained on the tiny-shakespeare train split, cached after the first call.
-
-    Lives in ``<a2dkit cache>/tokenizer-<vocab_size>``; retrained if the corpus changed.
-
-    Args:
-        vocab_size: as in :func:`train_tokenizer`.
-    """
-    from transformers import AutoTokenizer
-
-    from a2dkit import corpus
-
-    texts, digest = _train_texts()
-    path = corpus.cache_dir() / f"tokenizer-{vocab_size}"
-    marker = path / "a2dkit_corpus.sha256"
-    if not marker.exists() or marker.read_text().strip() != digest:
-        staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        train_tokenizer(texts, vocab_size).save_pretrained(staging)
-        (staging / marker.name).write_text(digest)
-        shutil.rmtree(path, ignore_errors=True)
-        os.replace(staging, path)
-    return AutoTokenizer.from_pretrained(path)
 
 
 def padded_vocab_size(n: int, multiple: int = 64) -> int:

@@ -13,7 +13,7 @@ import torch
 from conftest import FAMILIES, TEXT
 from transformers import AutoModelForCausalLM, AutoTokenizer, BatchEncoding
 
-from a2dkit import corpus, tiny
+from a2dkit import corpus, tiny, tiny_tokenizer
 
 CHATML = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello<|im_end|>\n"
 MESSAGES = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
@@ -69,7 +69,7 @@ def test_tokenizer_size_is_the_requested_vocab_and_is_cached(monkeypatch, shakes
     def no_training(*args, **kwargs):
         raise AssertionError("the cached tokenizer should have been loaded")
 
-    monkeypatch.setattr(tiny, "train_tokenizer", no_training)
+    monkeypatch.setattr(tiny_tokenizer, "train_tokenizer", no_training)
     assert tiny.load_tiny_tokenizer(512).get_vocab() == shakespeare_tokenizer.get_vocab()
     assert tiny.load_tiny_tokenizer(512).chat_template == tiny.CHAT_TEMPLATE
 
