@@ -240,3 +240,14 @@ def test_bad_shift_algorithms_and_sampler_blocks_are_refused():
         with pytest.raises(ValueError, match=f"pt_block_size={bad} must be None or a positive"):
             smoke.replace(pt_block_size=bad)
     assert smoke.replace(pt_block_size=8).pretrain_block_size == 8
+
+
+def test_bd3lm_learning_rate_overrides_only_bd3lm_pretraining(tmp_path):
+    smoke = scales.get_scale("smoke")
+    assert all(s.bd3lm_learning_rate is None for s in scales.SCALES.values())  # unset: shared lr
+    own = smoke.replace(bd3lm_learning_rate=2.5e-4)
+    assert own.training_args("bd3lm", tmp_path).learning_rate == 2.5e-4
+    assert _pairs(own.cli_flags("bd3lm"))["--learning_rate"] == "0.00025"
+    assert own.training_args("mdlm", tmp_path).learning_rate == smoke.learning_rate != 2.5e-4
+    for algo in ("mdlm", "bd3lm"):  # SFT keeps sft_learning_rate
+        assert own.training_args(algo, tmp_path, sft=True).learning_rate == smoke.sft_learning_rate
