@@ -203,7 +203,7 @@ assert all(r.passed for r in results)
 # relative positions in exact arithmetic, but its cos/sin tables are computed in float32, so
 # the shift changes the logits by rounding that grows with depth (visible on SmolLM2's 30
 # layers, not on the 2-layer smoke model). The converted models number positions from the first
-# real token (as the samplers do), so pads change nothing.
+# real token (as the samplers do), so pads change nothing beyond float64 rounding.
 
 # %%
 failed = [r.name for r in testing.run_contract(source64) if not r.passed]
@@ -226,8 +226,9 @@ shift_diffs = {"left padding": (left - plain).abs().max().item(),
                "left padding, positions skip the pads": (skipping - plain).abs().max().item()}
 for name, value in shift_diffs.items():
     print(f"{name:40s} max |logit difference| {value:.2e}")
-assert shift_diffs["left padding, positions skip the pads"] == 0.0
-# the pads themselves change nothing, only the positions do (to float64 rounding)
+# pad-skipping positions give the unpadded logits, and the pads themselves change nothing, only
+# the positions do: both to float64 rounding (how many ulps depends on the CPU's BLAS kernels)
+assert shift_diffs["left padding, positions skip the pads"] <= 1e-12
 assert (left - shifted).abs().max().item() <= 1e-12
 
 # %% [markdown]
