@@ -84,7 +84,9 @@ config = BD3LMSamplerConfig(  # in the blocks it was trained with (chapter 5)
     max_new_tokens=cfg.max_new_tokens, block_size=cfg.pretrain_block_size,
     steps=cfg.sampler_steps, temperature=cfg.temperature,
 )  # fmt: skip
-prompt = tokenizer("ROMEO:")["input_ids"]
+rows = curves.packed_rows(cfg, tokenizer, split="test")[: cfg.batch_size]["input_ids"]
+prompt = rows[0][: cfg.max_length // 4]  # a held-out tiny-shakespeare row, as in chapter 4
+print(repr(tokenizer.decode(prompt)))
 out = sampler.sample([prompt], config)
 print(f"{config.num_blocks} blocks x {config.block_steps} steps; {out.nfe} forward calls")
 print(repr(tokenizer.decode(out.sequences[0, out.gen_start :])))
@@ -104,15 +106,15 @@ assert not (out.sequences == tokenizer.mask_token_id).any()
 viz.plot_trajectory(out, tokenizer)
 
 # %% [markdown]
-# Is it words? The same held-out tiny-shakespeare prompts as chapter 4 (their first
-# `cfg.max_length // 4` tokens), continued block by block, and the share of the words that
+# Is it words? All of chapter 4's held-out tiny-shakespeare prompts (the first
+# `cfg.max_length // 4` tokens of each row; the trajectory above continued the first),
+# continued block by block, and the share of the words that
 # tiny-shakespeare's training text uses (`quality.known_word_rate`). At `laptop` the notebook
 # asserts, as chapter 4 does for MDLM, that the samples are mostly real words: 60 steps of
 # right-shifted BD3LM pretraining in blocks of `cfg.pretrain_block_size` write them (the tiny
 # `smoke` model is not expected to).
 
 # %%
-rows = curves.packed_rows(cfg, tokenizer, split="test")[: cfg.batch_size]["input_ids"]
 held_out = sampler.sample([r[: cfg.max_length // 4] for r in rows], config, return_history=False)
 texts = tokenizer.batch_decode(held_out.sequences[:, held_out.gen_start :],
                                skip_special_tokens=True)  # fmt: skip
