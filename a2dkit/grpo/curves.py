@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from a2dkit.grpo.completions import cut_after_eos, eos_token_ids
+
 __all__ = ["logged", "quarter_means", "held_out_reward"]
 
 
@@ -50,9 +52,11 @@ def held_out_reward(
         for r in rows
     ]  # fmt: skip
     out = sampler_cls(model, tokenizer).sample(prompts, sampler_config, **sample_kwargs)
-    # as TRL decodes completions for its rewards: special tokens (EOS, padding) dropped
-    texts = tokenizer.batch_decode(out.sequences[:, out.gen_start : out.gen_end],
-                                   skip_special_tokens=True)  # fmt: skip
+    # as TRL scores completions: each cut after its first EOS, special tokens dropped (without
+    # the cut, whatever follows the EOS, which GRPO never trains, would join the answer)
+    eos = eos_token_ids(model, tokenizer)
+    ids = [cut_after_eos(r, eos) for r in out.sequences[:, out.gen_start : out.gen_end].tolist()]
+    texts = tokenizer.batch_decode(ids, skip_special_tokens=True)
     columns = {c: rows[c] for c in rows.column_names if c != "prompt"}
     completions = [[{"role": "assistant", "content": t}] for t in texts]
     means = {f.__name__: sum(f(completions, **columns)) / len(texts) for f in reward_funcs}

@@ -21,6 +21,7 @@ from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import use_adapter
 
 from a2dkit.grpo import logprobs
+from a2dkit.grpo.completions import cut_after_eos
 from a2dkit.grpo.config import DiffuGRPOConfig
 from a2dkit.samplers import (
     BD3LMSampler,
@@ -109,7 +110,7 @@ class MDLMGRPOTrainer(GRPOTrainer):
                 out = sampler.sample(list(prompt_ids[i : i + chunk]), self.sampler_config)
                 rows += out.sequences[:, out.gen_start : out.gen_end].tolist()
             unwrapped.train(was_training)  # the sampler switched the model to eval
-        return [_cut_after_eos(r, self.eos_token_ids) for r in rows], None
+        return [cut_after_eos(r, self.eos_token_ids) for r in rows], None
 
     # ---- per-iteration prompt-mask seeds ----
     def _generate_and_score_completions(self, inputs):
@@ -199,11 +200,3 @@ class BD3LMGRPOTrainer(MDLMGRPOTrainer):
             model, ids, mask, keep, self.mask_token_id, seeds, self.args.block_size,
             p_mask_prompt=self.args.p_mask_prompt, cfg_scale=self.args.cfg_scale,
         )  # fmt: skip
-
-
-def _cut_after_eos(row: list[int], eos_ids) -> list[int]:
-    """Keep tokens up to and including the first EOS (TRL's completion convention)."""
-    for k, tok in enumerate(row):
-        if tok in eos_ids:
-            return row[: k + 1]
-    return row
