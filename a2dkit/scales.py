@@ -77,10 +77,9 @@ _SMOKE = ScaleConfig(
     sft_max_new_tokens=32,
     sft_sampler_steps=32,
     sft_min_gain=0.25,
-    # GRPO starts from a 100-step SFT; 60 steps take the summed reward (first -> last quarter)
-    # from 0.23 to 0.72 (MDLM, which starts by ending its turn at once) and 0.97 to 1.08 (BD3LM,
-    # one digit already), ~15 s each on 2 cores. Measured before the EOS fill of the SFT rows:
-    # lr 1e-3 from a 30-step SFT collapsed within 120 steps (the reward fell to 0)
+    # GRPO starts from a 100-step SFT (MDLM: ends its turn at once; BD3LM: one digit already);
+    # 60 steps take ~15 s each on 2 cores. Before the EOS fill of the SFT rows, lr 1e-3 from a
+    # 30-step SFT collapsed within 120 steps (the reward fell to 0)
     grpo_dataset="a2dkit/synthetic",
     grpo_rewards=("digit_answer", "exact_match"),
     grpo_sft_steps=100,
@@ -88,7 +87,11 @@ _SMOKE = ScaleConfig(
     # training reward falls (0.025 -> 0.004); at 2e-3 it starts answering (0.23 -> 0.50)
     grpo_sft_learning_rate=2e-3,
     grpo_steps=60,
-    grpo_learning_rate=1e-3,
+    # lr 3e-4, measured on an AMD EPYC runner (summed reward, first -> last quarter, seeds 0-3):
+    # MDLM rises at every seed (+0.05 to +0.27), BD3LM stays at its one-digit ceiling (0.95 to
+    # 1.01 at the end). The former 1e-3 collapsed the MDLM there (0.59 -> 0.24; on the Xeon it
+    # had risen, 0.23 -> 0.72), and 5e-4 collapsed both at seed 2 (-> 0.00)
+    grpo_learning_rate=3e-4,
     grpo_batch_size=16,
     grpo_num_generations=8,
     grpo_max_new_tokens=8,
