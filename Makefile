@@ -24,7 +24,7 @@ system-deps:  ## Debian packages of the system tests (root or sudo): Slurm + mun
 	bash .ci/install_chromium.sh
 
 assets: setup  ## build the offline tiny assets: corpus, tokenizer, tiny AR Qwen3
-	$(PYTHON) -m a2dkit.tiny --output_dir $(RUNS)/tiny-ar-qwen3
+	$(PYTHON) -m a2dkit.cli.tiny --output_dir $(RUNS)/tiny-ar-qwen3
 
 tutorial: assets  ## the main job: convert, execute every chapter at $(A2DKIT_SCALE), build the book
 	$(PYTHON) -m a2dkit.convert --model_name_or_path $(RUNS)/tiny-ar-qwen3 \

@@ -2,7 +2,7 @@
 
 Importing a2dkit registers the A2D model types (``a2d-qwen3``, ``a2d-llama``, ...) with the
 transformers Auto classes, so converted and released Tiny-A2D checkpoints load without remote code.
-Heavier parts (trainers, samplers, data) are imported on first use.
+Every other subpackage (and the names below) is imported on first use.
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573.
 """
 
@@ -10,73 +10,55 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from a2dkit import models
+from a2dkit._version import __version__
 
-# convert (like testing and tiny) is imported lazily, so `python -m a2dkit.convert` runs it fresh
-from a2dkit import attention, losses, masking, modeling, schedules  # noqa: E402
+models.register_all()
 
-modeling.register_all()
-
-# public name -> module that defines it (imported lazily by __getattr__)
+# public name -> the subpackage that exports it (imported lazily by __getattr__)
 _LAZY = {
-    "SUPPORTED_MODEL_TYPES": "convert",
     "UnsupportedModelError": "convert",
     "detect": "convert",
-    "identity_gate": "convert",
     "to_diffusion": "convert",
-    "ModelArguments": "config",
-    "DataArguments": "config",
-    "MDLMConfig": "config",
-    "BD3LMConfig": "config",
-    "MDLMTrainer": "trainers",
-    "BD3LMTrainer": "trainers",
-    "PreemptionCallback": "trainers",
+    "run_contract": "contract",
     "MDLMSampler": "samplers",
     "BD3LMSampler": "samplers",
     "MDLMSamplerConfig": "samplers",
     "BD3LMSamplerConfig": "samplers",
     "SamplerOutput": "samplers",
+    "MDLMTrainer": "training",
+    "BD3LMTrainer": "training",
+    "MDLMConfig": "training",
+    "BD3LMConfig": "training",
+    "ModelArguments": "training",
+    "DataArguments": "training",
     "load_dataset_args": "data",
-    "parse_dataset_args": "data",
-    "DiffusionCollator": "preprocess",
-    "make_synthetic_dataset": "synthetic",
-    "load_tiny_shakespeare": "corpus",
+    "DiffusionCollator": "data",
+    "mdlm_elbo": "eval",
+    "bd3lm_elbo": "eval",
 }
-_MODULES = (
-    "config",
+SUBPACKAGES = (
+    "diffusion",
+    "models",
+    "contract",
     "convert",
-    "corpus",
-    "curves",
+    "samplers",
     "data",
+    "training",
     "eval",
     "grpo",
-    "lora",
-    "preprocess",
-    "quality",
-    "samplers",
-    "synthetic",
-    "testing",
-    "tiny",
-    "trainers",
     "viz",
+    "tutorial",
+    "cli",
 )
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(f"a2dkit.{_LAZY[name]}"), name)
-    if name in _MODULES:
+    if name in SUBPACKAGES:
         return importlib.import_module(f"a2dkit.{name}")
     raise AttributeError(f"module 'a2dkit' has no attribute {name!r}")
 
 
-__all__ = [
-    "__version__",
-    "attention",
-    "convert",
-    "losses",
-    "masking",
-    "modeling",
-    "schedules",
-    *_LAZY,
-]
+__all__ = ["__version__", *SUBPACKAGES, *_LAZY]

@@ -1,8 +1,8 @@
 """Bench: MDLM continual pretraining from the AR source vs the same architecture from random init.
 
 Both runs train on the same packed tiny-shakespeare rows with the same batches and masking noise
-(``a2dkit.curves.compare_inits``). The target loss is the best smoothed loss random init reaches;
-the ratio is (random-init steps to reach it) / (AR-init steps to reach it).
+(``a2dkit.tutorial.curves.compare_inits``). The target loss is the best smoothed loss random init
+reaches; the ratio is (random-init steps to reach it) / (AR-init steps to reach it).
 
 Run: OMP_NUM_THREADS=1 A2DKIT_SCALE=smoke python bench/bench_ar_init.py [--max_steps 300]
      (smoke: the tiny AR Qwen3, CPU, well under a minute of training; ratios from one run)
@@ -15,7 +15,8 @@ import argparse
 import os
 import time
 
-from a2dkit import curves, scales
+from a2dkit import tutorial
+from a2dkit.tutorial import curves
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--window", type=int, default=20, help="moving-average window (steps)")
     parser.add_argument("--output_dir", default=None)
     args = parser.parse_args(argv)
-    cfg = scales.get_scale(args.scale)
+    cfg = tutorial.get_scale(args.scale)
     start = time.perf_counter()
     logs = curves.compare_inits(cfg, args.output_dir, max_steps=args.max_steps)
     seconds = time.perf_counter() - start

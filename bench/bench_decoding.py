@@ -18,7 +18,8 @@ import time
 
 import torch
 
-from a2dkit import data, scales, synthetic
+from a2dkit import data, tutorial
+from a2dkit.eval import exact_match
 from a2dkit.samplers import BD3LMSampler, MDLMSampler
 
 THRESHOLD = 0.9  # Fast-dLLM's default
@@ -54,11 +55,11 @@ def load_models(args, cfg) -> dict:
     for algo in ("mdlm", "bd3lm"):
         path = getattr(args, f"{algo}_model")
         if path is None:
-            models[algo] = scales.load_diffusion_model(cfg, algo, sft=True)
+            models[algo] = tutorial.load_diffusion_model(cfg, algo, sft=True)
         else:
             models[algo] = load(SampleArguments(model_name_or_path=path, algo=algo))[:2]
     if args.ar_model is None:
-        models["ar"] = scales.load_source_model(cfg)[:2]
+        models["ar"] = tutorial.load_source_model(cfg)[:2]
     else:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -133,12 +134,12 @@ def table(rows: list[dict]) -> str:
 def run(args: argparse.Namespace) -> list[dict]:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = scales.get_scale(args.scale)
+    cfg = tutorial.get_scale(args.scale)
     new, block = args.max_new_tokens or cfg.max_new_tokens, args.block_size or cfg.block_size
     test = data.load_dataset_args(args.dataset_args or cfg.sft_dataset_args)["test"]
     test = test.select(range(min(len(test), args.num_prompts)))
     models = load_models(args, cfg)
-    prompts = synthetic.chat_prompts(test, models["mdlm"][1])
+    prompts = data.chat_prompts(test, models["mdlm"][1])
     refs = list(test["answer"]) if "answer" in test.column_names else None
     print(f"{len(prompts)} held-out prompts, max_new_tokens={new}, block_size={block}, "
           f"steps=max_new_tokens, temperature 0, threshold={args.threshold}, "
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         print(f"[{row[0]}: {rows[-1]['cpu_tps']:.1f} tok/s CPU]", flush=True)
     by = {r["name"]: r for r in rows}
     for r in rows:
-        r["accuracy"] = synthetic.exact_match(r["texts"], refs) if refs else float("nan")
+        r["accuracy"] = exact_match.exact_match(r["texts"], refs) if refs else float("nan")
         r["agree"] = agreement(r["gens"], by[EXACT]["gens"])
         r["x_ar"] = r["cpu_tps"] / by["ar greedy"]["cpu_tps"]
         r["x_exact"] = r["cpu_tps"] / by[EXACT]["cpu_tps"]

@@ -19,7 +19,7 @@ import os
 import re
 import time
 
-from a2dkit import scales
+from a2dkit import tutorial
 from a2dkit.grpo import BD3LMGRPOTrainer, DiffuGRPOConfig, MDLMGRPOTrainer, curves, rewards, tasks
 from a2dkit.samplers import BD3LMSampler, MDLMSampler
 
@@ -61,13 +61,13 @@ def start_model(cfg, a: argparse.Namespace):
         changes |= {"sft_steps": a.sft_steps} if a.sft_steps else {}
         changes |= {"sft_max_length": a.sft_max_length} if a.sft_max_length else {}
         tag = re.sub(r"[^A-Za-z0-9]+", "-", a.sft_dataset_args).strip("-")
-        return scales.load_diffusion_model(cfg.replace(**changes), a.algo, sft=True, tag=tag)
-    return scales.load_diffusion_model(cfg, a.algo, sft=True)
+        return tutorial.load_diffusion_model(cfg.replace(**changes), a.algo, sft=True, tag=tag)
+    return tutorial.load_diffusion_model(cfg, a.algo, sft=True)
 
 
 def main() -> int:
     a = _parser().parse_args()
-    cfg = scales.get_scale(os.environ.get("A2DKIT_SCALE", "smoke"))
+    cfg = tutorial.get_scale(os.environ.get("A2DKIT_SCALE", "smoke"))
     reward_funcs = rewards.get_rewards(a.reward.split(","))  # unknown names fail before loading
     train = tasks.load_task(a.dataset, "train", 512, seed=0)
     test = tasks.load_task(a.dataset, "test", a.num_test, seed=0)

@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from reference_samplers import naive_bd3lm_generate  # noqa: E402
 
-from a2dkit import modeling  # noqa: E402
+from a2dkit.models import registry  # noqa: E402
 from a2dkit.samplers import BD3LMSampler  # noqa: E402
 
 VOCAB, MASK_ID, PAD_ID = 4096, 4095, 0
@@ -30,8 +30,8 @@ def build_model(seed: int = 0):
     """A ~22M-parameter random-init A2D Qwen3 (hidden 512, 6 layers, vocab 4096), fp32, eval."""
     from transformers import AutoModelForMaskedLM
 
-    modeling.register_all()
-    config = modeling.A2D_CONFIGS["a2d-qwen3"](
+    registry.register_all()
+    config = registry.A2D_CONFIGS["a2d-qwen3"](
         vocab_size=VOCAB, hidden_size=512, num_hidden_layers=6, num_attention_heads=8,
         num_key_value_heads=4, head_dim=64, intermediate_size=1408, max_position_embeddings=1024,
         tie_word_embeddings=False, is_causal=False,

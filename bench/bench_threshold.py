@@ -13,7 +13,8 @@ import time
 
 import torch
 
-from a2dkit import data, scales, synthetic
+from a2dkit import data, tutorial
+from a2dkit.eval import exact_match
 from a2dkit.samplers import BD3LMSampler, MDLMSampler
 
 THRESHOLD = 0.9  # Fast-dLLM's default
@@ -22,7 +23,7 @@ SAMPLERS = {"mdlm": MDLMSampler, "bd3lm": BD3LMSampler}
 
 
 def main() -> int:
-    cfg = scales.get_scale(os.environ.get("A2DKIT_SCALE", "smoke"))
+    cfg = tutorial.get_scale(os.environ.get("A2DKIT_SCALE", "smoke"))
     torch.manual_seed(0)
     test = data.load_dataset_args(cfg.sft_dataset_args)["test"]
     test = test.select(range(min(len(test), cfg.num_eval_examples)))
@@ -32,13 +33,13 @@ def main() -> int:
           f"temperature 0, {sampling}, threshold={THRESHOLD}")  # fmt: skip
     results = {}
     for algo, sampler_cls in SAMPLERS.items():
-        model, tokenizer = scales.load_diffusion_model(cfg, algo, sft=True)
+        model, tokenizer = tutorial.load_diffusion_model(cfg, algo, sft=True)
         start = time.perf_counter()
-        results[algo] = synthetic.compare_decoders(
+        results[algo] = exact_match.compare_decoders(
             model, tokenizer, test, sampler_cls, threshold=THRESHOLD, **sampling
         )
         print(f"[{algo}: both decoders in {time.perf_counter() - start:.1f}s]", flush=True)
-    print(synthetic.decoder_table(results))
+    print(exact_match.decoder_table(results))
     for algo, r in results.items():
         met = "met" if r["nfe_ratio"] >= TARGET else "MISSED"
         print(f"{algo}: {r['nfe_ratio']:.2f}x fewer forward passes per token "

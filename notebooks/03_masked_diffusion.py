@@ -49,10 +49,10 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # %% tags=["parameters"]
 import os
 
-import a2dkit.scales
+import a2dkit.tutorial
 
 SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
-cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
+cfg = a2dkit.tutorial.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%
 import math
@@ -60,12 +60,14 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from a2dkit import convert, curves, losses, masking, scales, schedules, viz
+from a2dkit import convert, tutorial, viz
+from a2dkit.diffusion import losses, masking, schedules
 from a2dkit.eval import mdlm_elbo
-from a2dkit.samplers import trained_shift
+from a2dkit.models.conventions import trained_shift
+from a2dkit.tutorial import curves
 
 torch.manual_seed(0)
-source, tokenizer, _ = scales.load_source_model(cfg)  # cached since chapter 1
+source, tokenizer, _ = tutorial.load_source_model(cfg)  # cached since chapter 1
 a2d, tokenizer, _ = convert.to_diffusion(source, tokenizer)  # chapter 2, in memory
 MASK = tokenizer.mask_token_id
 
@@ -246,15 +248,15 @@ for t_val in (0.1, 0.5, 0.9):
 # ## MDLM continual pretraining on tiny-shakespeare
 #
 # Training is `MDLMTrainer`, a `transformers.Trainer` whose `compute_loss` is the few calls
-# above: sample $t$, mask, forward, weight, normalise. `scales.load_diffusion_model` runs the
+# above: sample $t$, mask, forward, weight, normalise. `tutorial.load_diffusion_model` runs the
 # real CLI (`python -m a2dkit.cli.mdlm.pt`, dLLM's flags) once and caches `checkpoint-final`;
 # chapter 4 samples from the same checkpoint.
 
 # %%
 print("python -m a2dkit.cli.mdlm.pt --model_name_or_path", cfg.source_name_or_path(),
       " ".join(cfg.cli_flags("mdlm")))  # fmt: skip
-mdlm, mdlm_tokenizer = scales.load_diffusion_model(cfg, "mdlm")
-log = scales.training_log(cfg, "mdlm")
+mdlm, mdlm_tokenizer = tutorial.load_diffusion_model(cfg, "mdlm")
+log = tutorial.training_log(cfg, "mdlm")
 print(f"{len(log)} loss records, first {log[0]['loss']:.3f}, last {log[-1]['loss']:.3f}")
 
 # %% [markdown]

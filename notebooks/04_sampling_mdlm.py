@@ -47,10 +47,10 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # %% tags=["parameters"]
 import os
 
-import a2dkit.scales
+import a2dkit.tutorial
 
 SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
-cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
+cfg = a2dkit.tutorial.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%
 import math
@@ -58,12 +58,16 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from a2dkit import corpus, curves, denoise, quality, scales, schedules, viz
+from a2dkit import tutorial, viz
+from a2dkit.data import shakespeare
+from a2dkit.diffusion import denoise, schedules
+from a2dkit.eval import quality
 from a2dkit.samplers import MDLMSampler, MDLMSamplerConfig
+from a2dkit.tutorial import curves
 
 torch.manual_seed(0)
-model, tokenizer = scales.load_diffusion_model(cfg, "mdlm")  # chapter 3's checkpoint
-source, _, _ = scales.load_source_model(cfg)  # the AR model of chapter 1: our judge
+model, tokenizer = tutorial.load_diffusion_model(cfg, "mdlm")  # chapter 3's checkpoint
+source, _, _ = tutorial.load_source_model(cfg)  # the AR model of chapter 1: our judge
 MASK = tokenizer.mask_token_id
 
 # %% [markdown]
@@ -137,7 +141,7 @@ assert out.nfe == cfg.sampler_steps and len(out.history) == cfg.sampler_steps + 
 # that the samples are mostly real words (the tiny `smoke` model is not expected to write any).
 
 # %%
-vocabulary = set(quality.words(corpus.tiny_shakespeare_text("train")))
+vocabulary = set(quality.words(shakespeare.tiny_shakespeare_text("train")))
 known, per_sample = quality.known_word_rate(texts, vocabulary)
 print(f"{known:.0%} of {per_sample:.1f} words per sample are tiny-shakespeare words")
 if cfg.name == "laptop":

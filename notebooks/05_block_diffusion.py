@@ -51,10 +51,10 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # %% tags=["parameters"]
 import os
 
-import a2dkit.scales
+import a2dkit.tutorial
 
 SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
-cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
+cfg = a2dkit.tutorial.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%
 import copy
@@ -62,13 +62,15 @@ import copy
 import matplotlib.pyplot as plt
 import torch
 
-from a2dkit import attention, convert, corpus, losses, masking, scales, schedules, viz
+from a2dkit import convert, tutorial, viz
 from a2dkit import eval as a2d_eval
-from a2dkit.samplers import trained_shift
-from a2dkit.trainers import BD3LMTrainer
+from a2dkit.data import shakespeare
+from a2dkit.diffusion import attention, blocks, masking, schedules
+from a2dkit.models.conventions import trained_shift
+from a2dkit.training.trainers import BD3LMTrainer
 
 torch.manual_seed(0)
-source, tokenizer, _ = scales.load_source_model(cfg)  # cached since chapter 1
+source, tokenizer, _ = tutorial.load_source_model(cfg)  # cached since chapter 1
 a2d, a2d_tokenizer, _ = convert.to_diffusion(source, copy.deepcopy(tokenizer))  # chapter 2
 tol = {"float32": 1e-4, "bfloat16": 5e-2}[cfg.dtype]  # for logits computed two ways
 print(f"scale={cfg.name}: L = max_length = {cfg.max_length}, block_size = {cfg.block_size}, "
@@ -181,12 +183,12 @@ viz.plot_mask(
 #
 # The forward process is MDLM's: draw $t$, mask each token with probability $1 - \alpha(t)$
 # (`masking.sample_t`, `masking.mask_tokens`). Only the *model input* changes:
-# `losses.bd3lm_inputs` concatenates $[x_t; x_0]$, gives both halves the **same** position
+# `blocks.bd3lm_inputs` concatenates $[x_t; x_0]$, gives both halves the **same** position
 # ids $0..L-1$ (token $i$ of $x_t$ and of $x_0$ sit at the same place in the text) and
 # returns the staircase mask.
 
 # %%
-viz.show_source(losses.bd3lm_inputs)
+viz.show_source(blocks.bd3lm_inputs)
 
 # %% [markdown]
 # A hand-sized example: 4 tokens of Shakespeare, blocks of 2, the second and third masked.
@@ -195,7 +197,7 @@ viz.show_source(losses.bd3lm_inputs)
 x0 = torch.tensor([tokenizer("ROMEO: But, soft!")["input_ids"][:4]])  # (1, L)
 masked = torch.tensor([[False, True, True, False]])
 xt = torch.where(masked, a2d_tokenizer.mask_token_id, x0)  # (1, L)
-input_ids, position_ids, mask = losses.bd3lm_inputs(xt, x0, block_size=2)
+input_ids, position_ids, mask = blocks.bd3lm_inputs(xt, x0, block_size=2)
 print([a2d_tokenizer.decode([i]) for i in input_ids[0]])
 print(position_ids[0].tolist(), tuple(mask.shape))
 
@@ -224,13 +226,13 @@ viz.show_source(BD3LMTrainer._model_inputs)
 # plain bidirectional forward.
 
 # %%
-windows = corpus.load_tiny_shakespeare()["test"][corpus.TEXT_FIELD][:8]
+windows = shakespeare.load_tiny_shakespeare()["test"][shakespeare.TEXT_FIELD][:8]
 ids = a2d_tokenizer("\n\n".join(windows), return_tensors="pt")["input_ids"]
 x = ids[:, : 4 * cfg.max_length].view(4, cfg.max_length).to(cfg.device)  # (B, L) held-out
 with torch.no_grad():
     plain = a2d(x).logits  # (B, L, V), bidirectional
-    ids2, pos2, mask2 = losses.bd3lm_inputs(x, x, block_size=cfg.max_length)
-    one_block = losses.bd3lm_logits(a2d(ids2, position_ids=pos2, attention_mask=mask2).logits)
+    ids2, pos2, mask2 = blocks.bd3lm_inputs(x, x, block_size=cfg.max_length)
+    one_block = blocks.bd3lm_logits(a2d(ids2, position_ids=pos2, attention_mask=mask2).logits)
 print(f"max |difference| = {(one_block - plain).abs().max():.2e}")
 
 # %%
@@ -245,9 +247,9 @@ assert torch.allclose(one_block, plain, atol=tol, rtol=tol)
 # %%
 def xt_logits(xt, x0, block_size=cfg.block_size):
     """x_t-half logits (B, L, V) of the converted model on [x_t ; x_0] (no grad)."""
-    ids, pos, mask = losses.bd3lm_inputs(xt, x0, block_size)
+    ids, pos, mask = blocks.bd3lm_inputs(xt, x0, block_size)
     with torch.no_grad():
-        return losses.bd3lm_logits(a2d(ids, position_ids=pos, attention_mask=mask).logits)
+        return blocks.bd3lm_logits(a2d(ids, position_ids=pos, attention_mask=mask).logits)
 
 
 # %%
@@ -277,7 +279,7 @@ assert not torch.allclose(before, xt_logits(xt, x03)[:, own], atol=tol, rtol=tol
 # conversion changed no weight (chapter 2), only the mask.
 
 # %%
-ids1, pos1, mask1 = losses.bd3lm_inputs(xt, x, block_size=1)
+ids1, pos1, mask1 = blocks.bd3lm_inputs(xt, x, block_size=1)
 with torch.no_grad():
     clean_half = a2d(ids1, position_ids=pos1, attention_mask=mask1).logits[:, cfg.max_length :]
     ar_logits = source(x).logits  # (B, L, V), causal
@@ -291,7 +293,7 @@ assert torch.allclose(clean_half, ar_logits, atol=tol, rtol=tol)
 # %% [markdown]
 # ## BD3LM continual pretraining on tiny-shakespeare
 #
-# `scales.load_diffusion_model(cfg, "bd3lm")` trains the converted source model with the real
+# `tutorial.load_diffusion_model(cfg, "bd3lm")` trains the converted source model with the real
 # command line (`python -m a2dkit.cli.bd3lm.pt`, dLLM's flags) once and caches
 # `checkpoint-final`; chapter 6 samples from it. At `laptop` it trains in blocks of
 # `cfg.pretrain_block_size` = 4 (the smallest block size of the BD3LM paper) with
@@ -305,8 +307,8 @@ assert torch.allclose(clean_half, ar_logits, atol=tol, rtol=tol)
 print(" ".join(cfg.cli_flags("bd3lm")))
 
 # %%
-model, model_tokenizer = scales.load_diffusion_model(cfg, "bd3lm")
-log = scales.training_log(cfg, "bd3lm")
+model, model_tokenizer = tutorial.load_diffusion_model(cfg, "bd3lm")
+log = tutorial.training_log(cfg, "bd3lm")
 print(f"{len(log)} logged steps; last: {log[-1]}")
 
 # %%

@@ -50,10 +50,10 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # %% tags=["parameters"]
 import os
 
-import a2dkit.scales
+import a2dkit.tutorial
 
 SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
-cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
+cfg = a2dkit.tutorial.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%
 import dataclasses
@@ -62,11 +62,14 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from a2dkit import corpus, curves, data, quality, scales, synthetic, viz
+from a2dkit import data, tutorial, viz
+from a2dkit.data import shakespeare
+from a2dkit.eval import quality
 from a2dkit.samplers import BD3LMSampler, BD3LMSamplerConfig, MDLMSampler, MDLMSamplerConfig
+from a2dkit.tutorial import curves
 
 torch.manual_seed(0)
-model, tokenizer = scales.load_diffusion_model(cfg, "bd3lm")  # trained in chapter 5
+model, tokenizer = tutorial.load_diffusion_model(cfg, "bd3lm")  # trained in chapter 5
 sampler = BD3LMSampler(model, tokenizer)
 
 # %% [markdown]
@@ -120,7 +123,7 @@ texts = tokenizer.batch_decode(held_out.sequences[:, held_out.gen_start :],
                                skip_special_tokens=True)  # fmt: skip
 for text in texts:
     print(repr(text))
-vocabulary = set(quality.words(corpus.tiny_shakespeare_text("train")))
+vocabulary = set(quality.words(shakespeare.tiny_shakespeare_text("train")))
 known, per_sample = quality.known_word_rate(texts, vocabulary)
 print(f"{known:.0%} of {per_sample:.1f} words per sample are tiny-shakespeare words")
 if cfg.name == "laptop":
@@ -287,10 +290,10 @@ assert per_token[0.05] < per_token[None]  # several tokens per pass, determinist
 # trained with (`cfg.block_size`).
 
 # %%
-sft_model, sft_tokenizer = scales.load_diffusion_model(cfg, "bd3lm", sft=True)
+sft_model, sft_tokenizer = tutorial.load_diffusion_model(cfg, "bd3lm", sft=True)
 sft_config = dataclasses.replace(config, block_size=cfg.block_size)
 test = data.load_dataset_args(cfg.sft_dataset_args)["test"]
-chats = synthetic.chat_prompts(test, sft_tokenizer)[:4]
+chats = data.chat_prompts(test, sft_tokenizer)[:4]
 print("prompt lengths:", [len(p) for p in chats])
 sft_sampler = BD3LMSampler(sft_model, sft_tokenizer)
 batch = sft_sampler.sample(chats, sft_config)
@@ -351,7 +354,7 @@ viz.DenoisingViewer(batch, sft_tokenizer, title="BD3LM, batch of chat prompts")
 # block at a time.
 
 # %%
-mdlm, mdlm_tokenizer = scales.load_diffusion_model(cfg, "mdlm")  # trained in chapter 3
+mdlm, mdlm_tokenizer = tutorial.load_diffusion_model(cfg, "mdlm")  # trained in chapter 3
 mdlm_config = MDLMSamplerConfig(
     max_new_tokens=cfg.max_new_tokens, block_size=cfg.max_new_tokens,
     steps=cfg.sampler_steps, temperature=cfg.temperature,

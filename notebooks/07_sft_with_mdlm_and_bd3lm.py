@@ -51,10 +51,10 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # %% tags=["parameters"]
 import os
 
-import a2dkit.scales
+import a2dkit.tutorial
 
 SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
-cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
+cfg = a2dkit.tutorial.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%
 import copy
@@ -62,7 +62,10 @@ import copy
 import matplotlib.pyplot as plt
 import torch
 
-from a2dkit import convert, data, denoise, masking, preprocess, scales, synthetic, viz
+from a2dkit import convert, data, tutorial, viz
+from a2dkit.data import preprocess
+from a2dkit.diffusion import denoise, masking
+from a2dkit.eval import exact_match
 from a2dkit.samplers import BD3LMSampler, MDLMSampler
 
 torch.manual_seed(0)
@@ -72,7 +75,7 @@ print(f"scale={cfg.name}: SFT data {cfg.sft_dataset_args!r}, {cfg.sft_steps} ste
 # ## The instruction data
 #
 # `cfg.sft_dataset_args` uses the dLLM `--dataset_args` grammar. At `warmup` it is alpaca; at
-# `smoke`, offline, the kit generates its own instruction set (`a2dkit.synthetic`): small tasks
+# `smoke`, offline, the kit generates its own instruction set (`a2dkit.data.synthetic`): small tasks
 # in chat format (adding, copying, reversing, sorting, picking the first or last digit), each
 # with one exact answer, and a **held-out test split** whose prompts never occur in training.
 # The smoke run picks the tasks a 160k-parameter model learns in a minute on a CPU.
@@ -102,7 +105,7 @@ assert len(test) >= cfg.num_eval_examples
 # $-100$, so the prompt is never noised.
 
 # %%
-source, tokenizer, _ = scales.load_source_model(cfg)  # cached since chapter 1
+source, tokenizer, _ = tutorial.load_source_model(cfg)  # cached since chapter 1
 base, base_tok = convert.to_diffusion(copy.deepcopy(source), copy.deepcopy(tokenizer))[:2]
 example = preprocess.tokenize_sft(train[0], tokenizer, max_length=cfg.sft_max_length)
 ids, labels = example["input_ids"], example["labels"]
@@ -115,7 +118,7 @@ print([(tokenizer.decode([i]), lab != -100) for i, lab in zip(ids, labels, stric
 # the end-of-turn marker.
 
 # %%
-prompt = synthetic.chat_prompts(train.select([0]), tokenizer)[0]
+prompt = data.chat_prompts(train.select([0]), tokenizer)[0]
 n_prompt = labels.count(-100)
 assert n_prompt == len(prompt) and ids[:n_prompt] == prompt
 answer = tokenizer.decode(ids[n_prompt:])
@@ -176,18 +179,18 @@ ax.set(xlabel="position", ylabel="row", title="prompt | answer | EOS pad | batch
 # The starting point of both runs is the source AR model, converted (chapter 2). At `smoke` it
 # has only seen Shakespeare; at `laptop` it is an instruct model that was never trained to fill
 # masks. Either way we expect it to answer (almost) nothing correctly.
-# `synthetic.exact_match_eval` samples an answer for each held-out prompt, cuts it at the first
+# `exact_match.exact_match_eval` samples an answer for each held-out prompt, cuts it at the first
 # end-of-turn, compares it with the reference, and counts forward passes.
 
 # %%
-viz.show_source(synthetic.exact_match_eval)
+viz.show_source(exact_match.exact_match_eval)
 
 # %%
 test = test.select(range(cfg.num_eval_examples))
 sampling = dict(max_new_tokens=cfg.sft_max_new_tokens, steps=cfg.sft_sampler_steps)
 sampling["block_size"] = cfg.block_size  # MDLM: semi-autoregressive blocks; BD3LM: its blocks
 before = {
-    name: synthetic.exact_match_eval(base, base_tok, test, cls, **sampling)
+    name: exact_match.exact_match_eval(base, base_tok, test, cls, **sampling)
     for name, cls in (("mdlm", MDLMSampler), ("bd3lm", BD3LMSampler))
 }
 print({k: v["accuracy"] for k, v in before.items()}, repr(before["mdlm"]["predictions"][0][:40]))
@@ -195,7 +198,7 @@ print({k: v["accuracy"] for k, v in before.items()}, repr(before["mdlm"]["predic
 # %% [markdown]
 # ## SFT with MDLM and with BD3LM
 #
-# `scales.load_diffusion_model(cfg, algo, sft=True)` runs the real entry point once (the same
+# `tutorial.load_diffusion_model(cfg, algo, sft=True)` runs the real entry point once (the same
 # command you would type, below) starting from the source model, caches
 # `<output_dir>/checkpoint-final`, and loads it. Both recipes train on answers followed by
 # labelled EOS (BD3LM: up to a block multiple), so that at test time the model fills the rest of
@@ -204,12 +207,12 @@ print({k: v["accuracy"] for k, v in before.items()}, repr(before["mdlm"]["predic
 # %%
 print("python -m a2dkit.cli.bd3lm.sft --model_name_or_path", cfg.source_name_or_path(),
       *cfg.cli_flags("bd3lm", sft=True))  # fmt: skip
-models = {algo: scales.load_diffusion_model(cfg, algo, sft=True) for algo in ("mdlm", "bd3lm")}
+models = {algo: tutorial.load_diffusion_model(cfg, algo, sft=True) for algo in ("mdlm", "bd3lm")}
 
 # %%
 fig, ax = plt.subplots(figsize=(5, 3))
 for algo in models:
-    log = scales.training_log(cfg, algo, sft=True)
+    log = tutorial.training_log(cfg, algo, sft=True)
     ax.plot([r["step"] for r in log], [r["loss"] for r in log], marker="o", label=algo)
 ax.set(xlabel="step", ylabel="train loss", title="SFT")
 ax.legend()
@@ -222,7 +225,7 @@ ax.legend()
 # %%
 samplers = {"mdlm": MDLMSampler, "bd3lm": BD3LMSampler}
 after = {
-    algo: synthetic.exact_match_eval(model, tok, test, samplers[algo], **sampling)
+    algo: exact_match.exact_match_eval(model, tok, test, samplers[algo], **sampling)
     for algo, (model, tok) in models.items()
 }
 for algo in after:
@@ -264,15 +267,15 @@ assert denoise.select_transfer(conf, cand, None, 0.99).tolist() == [[False, Fals
 
 # %% [markdown]
 # Now on the held-out split: forward passes per generated token and exact match, fixed steps
-# against $\tau = 0.9$ (`synthetic.compare_decoders`). `bench/bench_threshold.py` prints the same
+# against $\tau = 0.9$ (`exact_match.compare_decoders`). `bench/bench_threshold.py` prints the same
 # table.
 
 # %%
 fast = {
-    algo: synthetic.compare_decoders(model, tok, test, samplers[algo], threshold=0.9, **sampling)
+    algo: exact_match.compare_decoders(model, tok, test, samplers[algo], threshold=0.9, **sampling)
     for algo, (model, tok) in models.items()
 }
-print(synthetic.decoder_table(fast))
+print(exact_match.decoder_table(fast))
 
 # %% [markdown]
 # Both recipes taught the model what follows an answer: EOS. BD3LM fills the rest of a block
@@ -294,7 +297,7 @@ for algo, r in fast.items():
 
 # %%
 model, tok = models["bd3lm"]
-out = BD3LMSampler(model, tok).sample(synthetic.chat_prompts(test.select([0]), tok),
+out = BD3LMSampler(model, tok).sample(data.chat_prompts(test.select([0]), tok),
                                       threshold=0.9, **sampling)  # fmt: skip
 print(f"{out.nfe} forward passes for {out.gen_end - out.gen_start} generated positions")
 viz.plot_trajectory(out.history, tok)

@@ -49,10 +49,10 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # %% tags=["parameters"]
 import os
 
-import a2dkit.scales
+import a2dkit.tutorial
 
 SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
-cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
+cfg = a2dkit.tutorial.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%
 import json
@@ -65,10 +65,11 @@ import torch
 
 import a2dkit
 from a2dkit import eval as a2d_eval
-from a2dkit import lm_eval_models, lm_eval_tasks, scales, synthetic, viz
+from a2dkit import tutorial, viz
+from a2dkit.eval import exact_match, harness, tasks
 
 torch.manual_seed(0)
-models = {algo: scales.load_diffusion_model(cfg, algo, sft=True) for algo in ("mdlm", "bd3lm")}
+models = {algo: tutorial.load_diffusion_model(cfg, algo, sft=True) for algo in ("mdlm", "bd3lm")}
 mdlm, tokenizer = models["mdlm"]
 
 # %% [markdown]
@@ -93,7 +94,7 @@ viz.show_source(a2d_eval.sample_masks)
 # One held-out row of the synthetic task, in the chat format the models were SFT'd on:
 
 # %%
-row = lm_eval_tasks.synthetic_task_rows()[0]
+row = tasks.synthetic_task_rows()[0]
 chat = [{"role": "user", "content": row["prompt"]}]
 prompt = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 prompt_ids = tokenizer(prompt)["input_ids"]
@@ -172,7 +173,7 @@ print(f"BD3LM (block {cfg.block_size}): {blocked.mean:.3f} ± {blocked.stderr:.3
 # %% [markdown]
 # ## Two lm-eval models: `a2d_mdlm` and `a2d_bd3lm`
 #
-# `import a2dkit.lm_eval_models` registers both with lm-eval (`python -m a2dkit.eval` does it
+# `import a2dkit.eval.harness` registers both with lm-eval (`python -m a2dkit.eval` does it
 # for you). Their three methods map onto the library:
 #
 # | lm-eval method | a2dkit |
@@ -186,12 +187,12 @@ print(f"BD3LM (block {cfg.block_size}): {blocked.mean:.3f} ± {blocked.stderr:.3
 # `--model_args` takes the dLLM names; anything else is refused before a model is loaded:
 
 # %%
-for f in lm_eval_models.A2DEvalConfig.__dataclass_fields__.values():
+for f in harness.A2DEvalConfig.__dataclass_fields__.values():
     print(f"{f.name:>20} = {f.default!r}")
 
 # %%
 try:
-    lm_eval_models.check_model_args("a2d_bd3lm", "pretrained=x,steps=64,stepz=8")
+    harness.check_model_args("a2d_bd3lm", "pretrained=x,steps=64,stepz=8")
 except ValueError as err:
     print(err)
     assert "stepz" in str(err) and "'steps'" in str(err)
@@ -204,8 +205,8 @@ except ValueError as err:
 # the answer and scores exact match; `a2dkit_synthetic_mc` scores four choices by likelihood.
 
 # %%
-print((lm_eval_tasks.TASKS_DIR / "a2dkit_synthetic" / "a2dkit_synthetic.yaml").read_text())
-print(json.dumps(lm_eval_tasks.synthetic_task_rows()[1]))
+print((tasks.TASKS_DIR / "a2dkit_synthetic" / "a2dkit_synthetic.yaml").read_text())
+print(json.dumps(tasks.synthetic_task_rows()[1]))
 
 # %% [markdown]
 # ## Running it with `simple_evaluate`
@@ -215,9 +216,9 @@ print(json.dumps(lm_eval_tasks.synthetic_task_rows()[1]))
 # Indexing lm-eval's ~10k built-in YAML files takes ~30 s, so it happens only if needed.
 
 # %%
-local = {p.stem for p in lm_eval_tasks.TASKS_DIR.glob("*/*.yaml")}
+local = {p.stem for p in tasks.TASKS_DIR.glob("*/*.yaml")}
 tasks = [*cfg.eval_tasks, "a2dkit_synthetic_mc"]
-manager = lm_eval_tasks.task_manager(include_defaults=not set(tasks) <= local)
+manager = tasks.task_manager(include_defaults=not set(tasks) <= local)
 block = {"mdlm": cfg.sft_max_new_tokens, "bd3lm": cfg.block_size}  # MDLM: one block (published)
 
 # %%
@@ -246,7 +247,7 @@ preds, refs = [s["filtered_resps"][0] for s in gen], [s["target"] for s in gen]
 for s in gen[:4]:
     print(repr(s["doc"]["prompt"]), "->", repr(s["filtered_resps"][0]), "|", repr(s["target"]))
 em = res["results"]["a2dkit_synthetic"]["exact_match,strip"]
-assert abs(synthetic.exact_match(preds, refs) - em) < 1e-12
+assert abs(exact_match.exact_match(preds, refs) - em) < 1e-12
 
 # %%
 context, choice = res["samples"]["a2dkit_synthetic_mc"][0]["arguments"][0]

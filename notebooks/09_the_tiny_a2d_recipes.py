@@ -49,10 +49,10 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # %% tags=["parameters"]
 import os
 
-import a2dkit.scales
+import a2dkit.tutorial
 
 SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
-cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
+cfg = a2dkit.tutorial.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%
 import json
@@ -65,12 +65,13 @@ import matplotlib.pyplot as plt
 from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from a2dkit import checkpoints, config, convert, data, scales, synthetic, trainers, viz
+from a2dkit import convert, data, tutorial, viz
 from a2dkit.cli.bd3lm import sft as bd3lm_sft
-from a2dkit.cli.train import PREEMPTED_EXIT_CODE
+from a2dkit.data import loaders
 from a2dkit.samplers import BD3LMSampler
+from a2dkit.training import checkpoints, resumable
 
-full = scales.get_scale("full")  # the recipe itself, whatever scale this notebook runs at
+full = tutorial.get_scale("full")  # the recipe itself, whatever scale this notebook runs at
 REPO = Path(a2dkit.__file__).resolve().parents[1]  # slurm/ lives next to the package
 
 # %% [markdown]
@@ -81,12 +82,12 @@ REPO = Path(a2dkit.__file__).resolve().parents[1]  # slurm/ lives next to the pa
 # `lang:python` keeps the replies that contain a Python code fence.
 
 # %%
-print(scales.TINY_A2D_MIXTURE)
-for spec in data.parse_dataset_args(scales.TINY_A2D_MIXTURE):
+print(tutorial.TINY_A2D_MIXTURE)
+for spec in data.parse_dataset_args(tutorial.TINY_A2D_MIXTURE):
     print(f"  {spec.name:30s} options={spec.options}")
 
 # %%
-specs = data.parse_dataset_args(scales.TINY_A2D_MIXTURE)
+specs = data.parse_dataset_args(tutorial.TINY_A2D_MIXTURE)
 assert len(specs) == 4 and all(s.name in data.LOADERS for s in specs)
 assert [s.options.get("lang") for s in specs] == [None, None, "python", "python"]
 
@@ -96,7 +97,7 @@ assert [s.options.get("lang") for s in specs] == [None, None, "python", "python"
 # %%
 python_reply = {"output": "Use a loop:\n```python\nfor x in xs:\n    print(x)\n```"}
 shell_reply = {"output": "Run:\n```bash\nls -la\n```"}
-assert data.keep_lang(python_reply, "python") and not data.keep_lang(shell_reply, "python")
+assert loaders.keep_lang(python_reply, "python") and not loaders.keep_lang(shell_reply, "python")
 
 # %% [markdown]
 # The mixture needs the Hugging Face Hub. At this notebook's scale the stand-in is
@@ -117,7 +118,7 @@ print(sft_data["train"][0]["messages"])
 # of 32).
 
 # %%
-for s in scales.SCALES.values():
+for s in tutorial.SCALES.values():
     print(f"{s.name:7s} b={s.batch_size:2d} g={s.gradient_accumulation_steps} "
           f"N={s.num_nodes} G={s.gpus_per_node} -> B={s.global_batch_size}")  # fmt: skip
 
@@ -163,7 +164,7 @@ print(script.read_text())
 # would run. (A converted model stands in for Qwen3-0.6B, which would need the Hub.)
 
 # %%
-scales.load_source_model(cfg)  # the source AR model (chapter 1), built once and cached
+tutorial.load_source_model(cfg)  # the source AR model (chapter 1), built once and cached
 out = cfg.output_dir("tiny-a2d")
 converted = convert.convert(cfg.source_name_or_path(), out / "a2d", overwrite=True)
 env = dict(os.environ, DRY_RUN="1", A2DKIT_SCALE="full", CONVERTED=str(converted),
@@ -231,12 +232,12 @@ assert variants["Coder"].global_batch_size == 12 * 2 * 64 == 1536
 #
 # Clusters preempt jobs and enforce time limits. The scripts ask Slurm for a warning signal
 # (`--signal=B:USR1@300`); the launcher then creates a stop file that every rank checks after
-# each optimizer step (`trainers.PreemptionCallback`, all-reduced so all ranks stop together).
+# each optimizer step (`resumable.PreemptionCallback`, all-reduced so all ranks stop together).
 # The trainer saves `checkpoint-<step>` and exits with code 3; the job runs
 # `scontrol requeue $SLURM_JOB_ID`; the restarted job passes `--resume_from_checkpoint auto`.
 
 # %%
-viz.show_source(trainers.PreemptionCallback)
+viz.show_source(resumable.PreemptionCallback)
 
 # %% [markdown]
 # `auto` means the newest **complete** checkpoint: once every rank wrote its files, the trainer
@@ -249,7 +250,7 @@ with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / f"checkpoint-{step}").mkdir()
         (Path(tmp) / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
     checkpoints.mark_complete(Path(tmp) / "checkpoint-4")
-    latest = config.resolve_resume_checkpoint(tmp, "auto")
+    latest = checkpoints.resolve_resume_checkpoint(tmp, "auto")
     print(Path(latest).name)
 assert Path(latest).name == "checkpoint-4"
 
@@ -273,12 +274,12 @@ flags = ["--model_name_or_path", str(converted), "--output_dir", str(run_dir),
          "--resume_from_checkpoint", "auto"]  # fmt: skip
 stop = out / "stop"
 stop.touch()
-os.environ[trainers.STOP_FILE_ENV] = str(stop)  # what slurm/_launch.sh exports
+os.environ[resumable.STOP_FILE_ENV] = str(stop)  # what slurm/_launch.sh exports
 first = bd3lm_sft.cli(flags)
 print("exit code", first, sorted(p.name for p in run_dir.iterdir()))
 
 # %%
-assert first == PREEMPTED_EXIT_CODE and (run_dir / "checkpoint-1").is_dir()
+assert first == resumable.PREEMPTED_EXIT_CODE and (run_dir / "checkpoint-1").is_dir()
 
 # %% [markdown]
 # The "requeued job" runs the same command again; it finds `checkpoint-1` and trains the
@@ -287,7 +288,7 @@ assert first == PREEMPTED_EXIT_CODE and (run_dir / "checkpoint-1").is_dir()
 # %%
 stop.unlink()
 second = bd3lm_sft.cli(flags)
-del os.environ[trainers.STOP_FILE_ENV]
+del os.environ[resumable.STOP_FILE_ENV]
 state = json.loads((run_dir / "checkpoint-final" / "trainer_state.json").read_text())
 print("exit code", second, "global step", state["global_step"])
 
@@ -301,8 +302,8 @@ assert second == 0 and state["global_step"] == CHAIN_STEPS
 # `max_steps=CHAIN_STEPS`: it converts the source in memory, as chapter 7 does, and caches).
 
 # %%
-scales.load_diffusion_model(cfg, "bd3lm", sft=True, max_steps=CHAIN_STEPS)  # trained once
-straight = scales.run_dir(cfg, "bd3lm", sft=True, max_steps=CHAIN_STEPS)
+tutorial.load_diffusion_model(cfg, "bd3lm", sft=True, max_steps=CHAIN_STEPS)  # trained once
+straight = tutorial.run_dir(cfg, "bd3lm", sft=True, max_steps=CHAIN_STEPS)
 straight = load_file(straight / "checkpoint-final" / "model.safetensors")
 resumed = load_file(run_dir / "checkpoint-final" / "model.safetensors")
 worst = max((resumed[k] - v).abs().max().item() for k, v in straight.items())
@@ -332,7 +333,7 @@ tok = AutoTokenizer.from_pretrained(run_dir / "checkpoint-final")
 test = sft_data["test"].select(range(min(cfg.num_eval_examples, len(sft_data["test"]))))
 sampling = dict(max_new_tokens=cfg.sft_max_new_tokens, steps=cfg.sft_sampler_steps,
                 block_size=cfg.block_size)  # fmt: skip
-sample = BD3LMSampler(model, tok).sample(synthetic.chat_prompts(test.select([0]), tok), **sampling)
+sample = BD3LMSampler(model, tok).sample(data.chat_prompts(test.select([0]), tok), **sampling)
 viz.plot_trajectory(sample.history, tok)
 
 # %%

@@ -51,16 +51,16 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # %% tags=["parameters"]
 import os
 
-import a2dkit.scales
+import a2dkit.tutorial
 
 SCALE = os.environ.get("A2DKIT_SCALE", "smoke")  # "smoke" | "laptop" | "warmup" | "full"
-cfg = a2dkit.scales.get_scale(SCALE)  # raises ValueError on an unknown name
+cfg = a2dkit.tutorial.get_scale(SCALE)  # raises ValueError on an unknown name
 
 # %%
 import matplotlib.pyplot as plt
 import torch
 
-from a2dkit import scales, viz
+from a2dkit import tutorial, viz
 from a2dkit.grpo import BD3LMGRPOTrainer, MDLMGRPOTrainer, curves, logprobs, rewards, tasks
 from a2dkit.samplers import BD3LMSampler, MDLMSampler
 
@@ -156,7 +156,7 @@ print(train[0]["prompt"], train[0].get("answer"))
 # %%
 start_cfg = cfg.replace(sft_learning_rate=cfg.grpo_sft_learning_rate)
 start = {
-    algo: scales.load_diffusion_model(start_cfg, algo, sft=True, max_steps=cfg.grpo_sft_steps)
+    algo: tutorial.load_diffusion_model(start_cfg, algo, sft=True, max_steps=cfg.grpo_sft_steps)
     for algo in TRAINERS
 }
 args = {algo: cfg.grpo_args(algo, cfg.output_dir(f"{algo}-grpo")) for algo in TRAINERS}
@@ -262,7 +262,7 @@ for i in range(6):
 # of 32, lr $3 \times 10^{-6}$. The same flags work here, for both algorithms:
 
 # %%
-warmup = scales.get_scale("warmup")
+warmup = tutorial.get_scale("warmup")
 for algo in TRAINERS:
     print(f"accelerate launch --config_file a2dkit/accelerate_configs/zero2.yaml "
           f"-m a2dkit.cli.{algo}.grpo \\\n  --model_name_or_path "

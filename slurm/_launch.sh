@@ -188,7 +188,7 @@ a2d_run() { # LAUNCH-FLAGS...: convert, srun one task per node, requeue if Slurm
     done
     # finished = a complete checkpoint-final (its marker and every file whole), as the trainer decides
     if [ -n "${A2D_PREEMPTED:-}" ] &&
-        ! "$PYTHON" -m a2dkit.checkpoints is-complete "$OUTPUT_DIR/checkpoint-final" 2>/dev/null; then
+        ! "$PYTHON" -m a2dkit.cli.checkpoints is-complete "$OUTPUT_DIR/checkpoint-final" 2>/dev/null; then
         ((restarts < MAX_REQUEUES)) || a2d_die "preempted $restarts times (MAX_REQUEUES)"
         a2d_log "requeueing job $SLURM_JOB_ID: it resumes from the latest checkpoint"
         scontrol requeue "$SLURM_JOB_ID" && exit 0

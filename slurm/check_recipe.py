@@ -22,7 +22,7 @@ def parse_trainer_flags(algo: str, flags: list[str]):
     """
     import transformers
 
-    from a2dkit import config
+    from a2dkit.training import config
 
     train_config = {"mdlm": config.MDLMConfig, "bd3lm": config.BD3LMConfig}[algo]
     parser = transformers.HfArgumentParser(

@@ -67,12 +67,12 @@ MODEL_ARGS="pretrained=$MODEL,max_new_tokens=$MAX_NEW_TOKENS,steps=$STEPS,block_
 MODEL_ARGS+=",cfg_scale=$CFG_SCALE,temperature=$TEMPERATURE,mc_num=$MC_NUM"
 MODEL_ARGS+=",mc_batch_size=$MC_BATCH_SIZE${EXTRA_MODEL_ARGS:+,$EXTRA_MODEL_ARGS}"
 # pre-flight on the CPU: model_args keys and sampler settings (steps >= blocks ...), task names
-"$PYTHON" -m a2dkit.lm_eval_models "a2d_$ALGO" "$MODEL_ARGS" || die "fix the model_args above"
+"$PYTHON" -m a2dkit.cli.eval_check "a2d_$ALGO" "$MODEL_ARGS" || die "fix the model_args above"
 if [ "$CHECK_TASKS" = 1 ]; then
     # shellcheck disable=SC2086
     "$PYTHON" - $TASKS <<'EOF' || die "unknown lm-eval task(s); see above (TASKS='$TASKS')"
 import sys
-from a2dkit.lm_eval_tasks import task_manager
+from a2dkit.eval.tasks import task_manager
 known = set(task_manager().all_tasks)
 unknown = [t for t in sys.argv[1:] if t not in known]
 if unknown:

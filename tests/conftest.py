@@ -1,4 +1,4 @@
-"""Seeded, offline fixtures: tiny tokenizers and models from a2dkit.tiny (never the Hub)."""
+"""Seeded, offline fixtures: tiny tokenizers and models from ``tutorial.tiny`` (never the Hub)."""
 
 import os
 
@@ -25,9 +25,9 @@ def _seed():
 @pytest.fixture(scope="session")
 def small_tokenizer():
     """A byte-level BPE (vocab ~300) with eos=pad=<|endoftext|> and the ChatML template."""
-    from a2dkit import tiny
+    from a2dkit.tutorial import tiny_tokenizer
 
-    return tiny.train_tokenizer(TEXT, vocab_size=300)
+    return tiny_tokenizer.train_tokenizer(TEXT, vocab_size=300)
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def fresh_tokenizer(small_tokenizer):
 
 def make_tiny_ar(family: str, tokenizer, attn_implementation: str = "sdpa", seed: int = 0):
     """A tiny random AR model of ``family`` sized to the tokenizer (with spare embedding rows)."""
-    from a2dkit import tiny
+    from a2dkit.tutorial import tiny
 
     vocab = tiny.padded_vocab_size(len(tokenizer))
     return tiny.tiny_model(

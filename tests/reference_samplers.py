@@ -81,18 +81,18 @@ def trained_logits(model, canvas: torch.Tensor, algo: str, block_size: int,
     ``shift``: as ``--right_shift_logits`` trains. ``block_starts_only`` (BD3LM, a negative
     control) shifts at block starts only and reads the rest unshifted.
     """
-    from a2dkit import losses
+    from a2dkit.diffusion import blocks, losses
 
     x, length = canvas[None], canvas.shape[0]
     if algo == "mdlm":
         logits = model(x).logits
         return (losses.shift_logits_right(logits) if shift else logits)[0]
-    ids, pos, mask = losses.bd3lm_inputs(x, x, block_size)
+    ids, pos, mask = blocks.bd3lm_inputs(x, x, block_size)
     full = model(input_ids=ids, position_ids=pos, attention_mask=mask).logits  # (1, 2T, V)
     if not shift:
         return full[0, :length]
-    kept = full[:, losses.bd3lm_shift_columns(length, block_size)]
-    logits = losses.bd3lm_shift_logits_right(kept, length, block_size)
+    kept = full[:, blocks.bd3lm_shift_columns(length, block_size)]
+    logits = blocks.bd3lm_shift_logits_right(kept, length, block_size)
     if block_starts_only:
         logits[:, 1:] = torch.where(
             (torch.arange(1, length) % block_size == 0)[None, :, None], logits[:, 1:],

@@ -28,10 +28,18 @@ import websocket
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWPORT = {"width": 1280, "height": 1000, "deviceScaleFactor": 1, "mobile": False}
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--host-resolver-rules=MAP * ~NOTFOUND",  # offline, as a reader without network
-         "--remote-debugging-port=0"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND",  # offline, as a reader without network
+    "--remote-debugging-port=0",
+]
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 VIEWS = "'script[type=\"application/vnd.jupyter.widget-view+json\"]'"
 # true once every image finished loading and every embedded widget view got drawn
@@ -62,6 +70,8 @@ SCROLL_TO_WIDGET_JS = """(() => {
   const r = el.getBoundingClientRect();
   return {top: r.top, left: r.left, width: r.width, height: r.height};
 })()"""
+
+
 def _load_build_module():
     name = "a2dkit_book_build"  # book/build.py is a script, not a package
     if name not in sys.modules:
@@ -133,8 +143,11 @@ def browser(tmp_path_factory):
     binary = os.environ.get("CHROMIUM") or shutil.which("chromium")
     assert binary, "no chromium on PATH: run `bash .ci/install_chromium.sh` (or set CHROMIUM)"
     profile = tmp_path_factory.mktemp("chromium-profile")
-    proc = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     port_file, deadline = profile / "DevToolsActivePort", time.monotonic() + 60
     while not port_file.is_file() or len(port_file.read_text().split()) < 2:
         assert proc.poll() is None and time.monotonic() < deadline, "chromium did not start"
@@ -180,7 +193,9 @@ def _errors(events: list[dict]) -> list[str]:
         if event.get("method") == "Runtime.exceptionThrown":
             errors.append(json.dumps(params["exceptionDetails"])[:500])
         elif event.get("method") == "Runtime.consoleAPICalled" and params["type"] in (
-            "error", "assert"):
+            "error",
+            "assert",
+        ):
             errors.append(json.dumps(params["args"])[:500])
         elif event.get("method") == "Log.entryAdded" and params["entry"]["level"] == "error":
             errors.append(json.dumps(params["entry"])[:500])
@@ -188,8 +203,11 @@ def _errors(events: list[dict]) -> list[str]:
 
 
 def _requests(events: list[dict]) -> list[str]:
-    return [e["params"]["request"]["url"] for e in events
-            if e.get("method") == "Network.requestWillBeSent"]
+    return [
+        e["params"]["request"]["url"]
+        for e in events
+        if e.get("method") == "Network.requestWillBeSent"
+    ]
 
 
 def _png_size(png: bytes) -> tuple[int, int]:
@@ -294,8 +312,10 @@ def _press_play_and_check_it_advances(tools, session, index: int = 0) -> dict:
     first = _player(tools, session, index)
     assert _step(first) == 0, first["captions"]
     tools.evaluate(session, f"document.querySelectorAll('.a2d-player-play')[{index}].click()")
-    moved = f"(() => {{ const s = {PLAYER_JS % index}; return s.captions[0] !== " \
-            f"{json.dumps(first['captions'][0])}; }})()"
+    moved = (
+        f"(() => {{ const s = {PLAYER_JS % index}; return s.captions[0] !== "
+        f"{json.dumps(first['captions'][0])}; }})()"
+    )
     assert tools.wait(session, moved, timeout=20), "Play did not advance the step"
     assert tools.wait(session, f"{PLAYER_JS % index}.button.includes('Play')", timeout=60)
     last = _player(tools, session, index)  # stopped by itself at the last step
@@ -305,8 +325,10 @@ def _press_play_and_check_it_advances(tools, session, index: int = 0) -> dict:
 
 def _normalised(tools, session, markup: str) -> str:
     """``markup`` as the browser serialises it (the same parser the player's innerHTML uses)."""
-    js = f"(() => {{ const d = document.createElement('div'); d.innerHTML = {json.dumps(markup)};" \
-         " return d.innerHTML; })()"
+    js = (
+        f"(() => {{ const d = document.createElement('div'); d.innerHTML = {json.dumps(markup)};"
+        " return d.innerHTML; })()"
+    )
     return tools.evaluate(session, js)
 
 
@@ -336,11 +358,15 @@ def test_the_player_plays_pauses_seeks_and_switches_rows_in_chromium(browser, tm
     tools, session = browser
     tok = _WordTokenizer()
     single = viz.DenoisingViewer(_history(2, 10, 6, 0), tok, title="one")
-    pair = viz.DenoisingViewer.side_by_side({"MDLM": (_history(2, 8, 7, 1), tok),
-                                             "BD3LM": (_history(2, 8, 4, 2), tok)})
+    pair = viz.DenoisingViewer.side_by_side(
+        {"MDLM": (_history(2, 8, 7, 1), tok), "BD3LM": (_history(2, 8, 4, 2), tok)}
+    )
     page = tmp_path / "player.html"
-    page.write_text(f"<!doctype html><html><body>{single.to_html(interval_ms=150)}"
-                    f"{pair.to_html(interval_ms=150)}</body></html>", encoding="utf-8")
+    page.write_text(
+        f"<!doctype html><html><body>{single.to_html(interval_ms=150)}"
+        f"{pair.to_html(interval_ms=150)}</body></html>",
+        encoding="utf-8",
+    )
     tools.events.clear()
     tools.navigate(session, page.as_uri())
     for index, viewer in enumerate((single, pair)):
@@ -348,20 +374,29 @@ def test_the_player_plays_pauses_seeks_and_switches_rows_in_chromium(browser, tm
         assert first["html"] == _normalised(tools, session, viewer.render(0, 0))
         assert first["panels"] == len(viewer.panels) and first["rows"] == 2
         q = f"document.querySelectorAll('.a2d-player')[{index}]"
-        seek = f"(() => {{ const r = {q}; const s = r.querySelector('.a2d-player-slider');" \
-               " s.value = 2; s.dispatchEvent(new Event('input')); })()"
+        seek = (
+            f"(() => {{ const r = {q}; const s = r.querySelector('.a2d-player-slider');"
+            " s.value = 2; s.dispatchEvent(new Event('input')); })()"
+        )
         tools.evaluate(session, seek)
         assert _player(tools, session, index)["html"] == _normalised(
-            tools, session, viewer.render(2, 0))
-        row = f"(() => {{ const r = {q}.querySelector('.a2d-player-row'); r.value = '1';" \
-              " r.dispatchEvent(new Event('change')); })()"
+            tools, session, viewer.render(2, 0)
+        )
+        row = (
+            f"(() => {{ const r = {q}.querySelector('.a2d-player-row'); r.value = '1';"
+            " r.dispatchEvent(new Event('change')); })()"
+        )
         tools.evaluate(session, row)
         assert _player(tools, session, index)["html"] == _normalised(
-            tools, session, viewer.render(2, 1))
+            tools, session, viewer.render(2, 1)
+        )
     # Pause: press Play, then Pause once the step moved; the step must then stay put
     click = "document.querySelectorAll('.a2d-player-play')[0].click()"
-    tools.evaluate(session, "(() => { const s = document.querySelector('.a2d-player-slider');"
-                            " s.value = 0; s.dispatchEvent(new Event('input')); })()")
+    tools.evaluate(
+        session,
+        "(() => { const s = document.querySelector('.a2d-player-slider');"
+        " s.value = 0; s.dispatchEvent(new Event('input')); })()",
+    )
     tools.evaluate(session, click)
     assert tools.wait(session, f"{PLAYER_JS % 0}.captions[0].includes('step 1/')", timeout=20)
     tools.evaluate(session, click)

@@ -17,11 +17,14 @@ import pytest
 import torch
 from conftest import make_tiny_ar
 
-from a2dkit import convert, loading, testing
-from a2dkit import eval as a2d_eval
+from a2dkit import convert
 from a2dkit.cli import chat, sample, train
+from a2dkit.cli import contract as cli_contract
+from a2dkit.cli import convert as cli_convert
+from a2dkit.cli import eval as cli_eval
 from a2dkit.cli.bd3lm import chat as bd3lm_chat
 from a2dkit.cli.mdlm import sample as mdlm_sample
+from a2dkit.models import loading
 
 FLAGS = ["--max_new_tokens", "4", "--steps", "4", "--block_size", "4", "--visualize", "False"]
 FLAGS_SAMPLE = FLAGS[:-2]
@@ -62,7 +65,7 @@ def entry_points(path: str, out: str, flag: list[str]) -> dict:
     lm_eval_args = ["--model", "a2d_mdlm", "--model_args", model_args, "--tasks", "x"]
 
     def harness():
-        from a2dkit.lm_eval_models import MDLMEvalHarness
+        from a2dkit.eval.harness import MDLMEvalHarness
 
         key = {flag[0][2:]: True} if flag else {}
         return MDLMEvalHarness(pretrained=path, device="cpu", **key)
@@ -74,10 +77,10 @@ def entry_points(path: str, out: str, flag: list[str]) -> dict:
         "chat": lambda: chat.main([*model, *FLAGS]),
         "mdlm.sample": lambda: mdlm_sample.cli([*model, *FLAGS_SAMPLE]),
         "bd3lm.chat": lambda: bd3lm_chat.cli([*model, *FLAGS]),
-        "testing": lambda: testing.main(model),
-        "convert": lambda: convert.main([*model, "--output_dir", out]),
+        "testing": lambda: cli_contract.main(model),
+        "convert": lambda: cli_convert.main([*model, "--output_dir", out]),
         "train": lambda: train.main("mdlm", "pt", [*model, *data]),
-        "eval": lambda: a2d_eval.main(lm_eval_args),
+        "eval": lambda: cli_eval.main(lm_eval_args),
         "lm_eval model": harness,
     }
 
@@ -89,7 +92,7 @@ ENTRY_POINTS = list(entry_points("x", "y", []))
 def says_yes(monkeypatch):
     """'y' to any question asked on stdin (chat reads its conversation from the same stdin)."""
     monkeypatch.setattr(sys, "stdin", io.StringIO("y\n" * 4))
-    monkeypatch.setattr(sys, "argv", ["pytest"])  # a2dkit.eval.main rewrites sys.argv
+    monkeypatch.setattr(sys, "argv", ["pytest"])  # a2dkit.cli.eval.main rewrites sys.argv
 
 
 def test_control_the_directory_runs_its_code_when_transformers_may_prompt(tmp_path, says_yes):

@@ -17,8 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
 PAIRED = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-SKELETON = ["## What you'll learn", "## What you'll need", "## Summary", "## Exercises",
-            "## References"]
+SKELETON = [
+    "## What you'll learn",
+    "## What you'll need",
+    "## Summary",
+    "## Exercises",
+    "## References",
+]
 COLAB = "https://colab.research.google.com/github/a2dkit/a2dkit/blob/main/notebooks/"
 VIZ_FIGURES = {"viz.plot_trajectory", "viz.plot_mask", "viz.animate"}  # return, never show
 
@@ -39,8 +44,11 @@ def _is_scale_from_env(node: ast.stmt) -> bool:
         return False
     targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
     args = [a.value for a in node.value.args if isinstance(a, ast.Constant)]
-    return targets == ["SCALE"] and ast.unparse(node.value.func) == "os.environ.get" and args == [
-        "A2DKIT_SCALE", "smoke"]
+    return (
+        targets == ["SCALE"]
+        and ast.unparse(node.value.func) == "os.environ.get"
+        and args == ["A2DKIT_SCALE", "smoke"]
+    )
 
 
 def test_there_are_notebooks_and_every_py_has_its_ipynb():
@@ -94,7 +102,7 @@ def test_page_skeleton_headings_appear_in_order(path: Path):
     ]
     found = [line for line in lines if line in SKELETON]
     assert found == SKELETON, f"want each of {SKELETON} once, in this order; got {found}"
-    references = "\n".join(lines[lines.index("## References"):])
+    references = "\n".join(lines[lines.index("## References") :])
     assert re.search(r"arXiv[: ]\s*\d{4}\.\d{4,5}", references), "cite papers by arXiv id"
 
 

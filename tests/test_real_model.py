@@ -14,7 +14,13 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
 import a2dkit  # noqa: F401  (registers the a2d-* model types)
-from a2dkit import assets, attention, convert, modeling, testing
+from a2dkit import convert
+from a2dkit.cli import contract as cli_contract
+from a2dkit.cli import convert as cli_convert
+from a2dkit.contract import checks
+from a2dkit.diffusion import attention
+from a2dkit.models import forward
+from a2dkit.tutorial import assets
 
 pytestmark = pytest.mark.real_model
 
@@ -76,7 +82,7 @@ def test_gguf_conversion_cli_saves_the_dequantised_weights(tmp_path, asset_dir, 
     out = tmp_path / "a2d-gguf"
     argv = ["--model_name_or_path", str(gguf_dir), "--gguf_file", name, "--output_dir", str(out),
             "--dtype", "float32"]  # fmt: skip
-    assert convert.main(argv) == 0
+    assert cli_convert.main(argv) == 0
     manifest = json.loads((out / "a2d_manifest.json").read_text())
     sha = hashlib.sha256((gguf_dir / name).read_bytes()).hexdigest()
     assert manifest["source"]["sha256"] == sha
@@ -88,15 +94,19 @@ def test_gguf_conversion_cli_saves_the_dequantised_weights(tmp_path, asset_dir, 
 
 def test_contract_passes_in_float64_with_sdpa(pair64):
     source, a2d = pair64
-    results = testing.run_contract(a2d, source=source)
-    assert [r.name for r in results] == ["padding invariance", "future affects past",
-                                         "staircase KV-cache equivalence", "block isolation"]
+    results = checks.run_contract(a2d, source=source)
+    assert [r.name for r in results] == [
+        "padding invariance",
+        "future affects past",
+        "staircase KV-cache equivalence",
+        "block isolation",
+    ]
     assert all(r.passed for r in results), results
 
 
 def test_contract_cli_passes_in_float64_with_eager(converted_dir, capsys):
     argv = ["--model_name_or_path", str(converted_dir), "--attn_implementation", "eager"]
-    assert testing.main(argv) == 0
+    assert cli_contract.main(argv) == 0
     out = capsys.readouterr().out
     assert "(eager, float64)" in out and "FAIL" not in out
     for number in (1, 2, 3, 4):
@@ -106,7 +116,7 @@ def test_contract_cli_passes_in_float64_with_eager(converted_dir, capsys):
 def test_a_conversion_left_causal_fails_future_affects_past(pair64, monkeypatch):
     a2d = pair64[1]
     monkeypatch.setattr(a2d.config, "is_causal", True)
-    result = testing.check_future_affects_past(a2d)
+    result = checks.check_future_affects_past(a2d)
     assert not result.passed and result.value <= 1e-12, result
 
 
@@ -130,17 +140,17 @@ def test_a_partly_causal_stack_fails_future_affects_past(pair64, monkeypatch, ca
     layers = a2d.model.layers
     for index in causal_layers:
         monkeypatch.setattr(layers[index], "forward", _causal_forward(layers[index].forward))
-    result = testing.check_future_affects_past(a2d)
+    result = checks.check_future_affects_past(a2d)
     assert not result.passed and result.value <= 1e-12, result
     assert any(f"layer {i + 1} " in result.detail + " " for i in causal_layers), result.detail
 
 
 def test_boolean_masks_handed_to_eager_unconverted_fail_block_isolation(eager, monkeypatch):
     """eager *adds* the mask to the scores: an unconverted bool mask is +1/+0, i.e. no mask."""
-    monkeypatch.setattr(modeling, "to_additive_mask", lambda mask, dtype=None: mask)
-    result = testing.check_block_isolation(eager)
+    monkeypatch.setattr(forward, "to_additive_mask", lambda mask, dtype=None: mask)
+    result = checks.check_block_isolation(eager)
     assert not result.passed and result.value > 1e-2, result
-    assert not testing.check_staircase_kv_cache(eager).passed
+    assert not checks.check_staircase_kv_cache(eager).passed
 
 
 def test_a_staircase_that_leaks_x0_block_j_into_xt_block_j_fails_block_isolation(
@@ -154,7 +164,7 @@ def test_a_staircase_that_leaks_x0_block_j_into_xt_block_j_fails_block_isolation
 
     monkeypatch.setattr(attention, "staircase_predicate", leaky)
     assert attention.staircase_mask(4, 2)[0, 4]  # x_t block 0 now sees x_0 block 0
-    result = testing.check_block_isolation(pair64[1])
+    result = checks.check_block_isolation(pair64[1])
     assert not result.passed and result.value > 1e-2, result
 
 

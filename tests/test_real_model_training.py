@@ -1,5 +1,5 @@
 """The real pretrained model through training, sampling, chat and lm-eval: SmolLM2-135M-Instruct
-(offline, ``a2dkit.assets``), converted once for the module, then 20 steps of MDLM and BD3LM SFT.
+(offline, ``tutorial.assets``), converted once for the module, then 20 steps of MDLM and BD3LM SFT.
 
 Every claim is measured on the real 30-layer model: held-out loss (same held-out batch, same
 noise) falls with training, the samplers fill every mask with decodable text, one chat turn and
@@ -16,12 +16,14 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from a2dkit import assets, convert, data, lm_eval_models, synthetic
-from a2dkit.cli.train import make_collator
-from a2dkit.config import BD3LMConfig, MDLMConfig
-from a2dkit.preprocess import tokenize_sft
+from a2dkit import convert, data
+from a2dkit.data.preprocess import tokenize_sft
+from a2dkit.eval import exact_match, harness
 from a2dkit.samplers import BD3LMSampler, MDLMSampler
-from a2dkit.trainers import BD3LMTrainer, MDLMTrainer
+from a2dkit.training.config import BD3LMConfig, MDLMConfig
+from a2dkit.training.setup import make_collator
+from a2dkit.training.trainers import BD3LMTrainer, MDLMTrainer
+from a2dkit.tutorial import assets
 
 BLOCK = 16  # BD3LM block size; also the answer length sampled below
 DATASET = "a2dkit/synthetic[train:400,test:16,tasks:first|last]"
@@ -89,7 +91,7 @@ def test_twenty_sft_steps_lower_the_held_out_loss(converted, trained, algo, tmp_
 def test_samplers_fill_every_mask_and_the_answers_decode(trained, algo):
     model, tok = _load(trained[algo])
     test = data.load_dataset_args(DATASET)["test"].select(range(2))
-    prompts = synthetic.chat_prompts(test, tok)
+    prompts = data.chat_prompts(test, tok)
     out = ALGOS[algo][2](model, tok).sample(prompts, max_new_tokens=BLOCK, steps=BLOCK,
                                             block_size=BLOCK)  # fmt: skip
     generated = out.sequences[:, out.gen_start : out.gen_end]  # (B, BLOCK)
@@ -119,14 +121,14 @@ def test_lm_eval_simple_evaluate_on_the_real_model(trained):
                 mc_num=2, device="cpu")  # fmt: skip
     res = lm_eval.simple_evaluate(
         model="a2d_mdlm", model_args=args, tasks=["a2dkit_synthetic", "a2dkit_synthetic_mc"],
-        limit=2, task_manager=lm_eval_models.task_manager(include_defaults=False),
+        limit=2, task_manager=harness.task_manager(include_defaults=False),
         apply_chat_template=True, random_seed=0,
     )  # fmt: skip
     gen = res["samples"]["a2dkit_synthetic"]
     assert len(gen) == 2 and "<|im_start|>user\n" in gen[0]["arguments"][0][0]  # chat template
     preds, refs = [s["filtered_resps"][0] for s in gen], [s["target"] for s in gen]
     em = res["results"]["a2dkit_synthetic"]["exact_match,strip"]
-    assert abs(synthetic.exact_match(preds, refs) - em) < 1e-12  # lm-eval scores what we decode
+    assert abs(exact_match.exact_match(preds, refs) - em) < 1e-12  # lm-eval scores what we decode
     mc = res["samples"]["a2dkit_synthetic_mc"]
     lls = [float(r[0][0]) for r in mc[0]["resps"]]
     assert len(lls) >= 2 and all(ll < 0 for ll in lls)  # one finite ELBO per choice

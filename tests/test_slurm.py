@@ -27,8 +27,10 @@ from slurm_cluster import INSTALL_HINT, SlurmCluster, missing_binaries
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 import a2dkit  # noqa: F401  (registers the a2d-* model types)
-from a2dkit import checkpoints, convert, scales, tiny
-from a2dkit.trainers import STOP_FILE_ENV
+from a2dkit import convert, tutorial
+from a2dkit.training import checkpoints
+from a2dkit.training.resumable import STOP_FILE_ENV
+from a2dkit.tutorial import tiny, tiny_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_STEPS = 8  # --max_steps of slurm/smoke.env
@@ -53,7 +55,7 @@ def tiny_ar(tmp_path_factory) -> Path:
     """A random tiny AR Qwen3 + tokenizer on disk: the recipes' MODEL at smoke scale."""
     out = tmp_path_factory.mktemp("tiny-ar")
     texts = [f"{w} {i} {w[::-1]}" for i in range(40) for w in ("add", "copy", "sort", "reverse")]
-    tokenizer = tiny.train_tokenizer(texts, vocab_size=300)
+    tokenizer = tiny_tokenizer.train_tokenizer(texts, vocab_size=300)
     model = tiny.tiny_model("qwen3", vocab_size=tiny.padded_vocab_size(len(tokenizer)))
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -164,14 +166,14 @@ def converted(tiny_ar, tmp_path_factory) -> Path:
 
 
 def test_the_full_recipe_matches_the_scale_table(tmp_path, converted):
-    full = scales.get_scale("full")
+    full = tutorial.get_scale("full")
     res = _dry_run("tiny_a2d_bd3lm.sh", tmp_path, CONVERTED=str(converted))
     assert res.returncode == 0, res.stderr
     launch = _launch_line(res.stderr)
     world = full.num_nodes * full.gpus_per_node
     assert f"--num_machines {full.num_nodes} --num_processes {world}" in launch
     assert f"{full.accelerate_config}.yaml" in launch and "--rdzv_backend c10d" in launch
-    assert f"--dataset_args {scales.TINY_A2D_MIXTURE} " in launch
+    assert f"--dataset_args {tutorial.TINY_A2D_MIXTURE} " in launch
     assert "--max_length 512 --block_size 32 --num_train_epochs 10 --learning_rate 1e-4" in launch
     per_device = int(re.search(r"--per_device_train_batch_size (\d+)", launch).group(1))
     accum = int(re.search(r"--gradient_accumulation_steps (\d+)", launch).group(1))
@@ -255,11 +257,11 @@ def test_a_dataset_spec_with_an_unknown_dataset_is_refused(check_recipe, convert
     assert "unknown dataset(s) ['nobody/no-such-dataset']" in capsys.readouterr().err
     assert check_recipe.main([*argv, *flags, "--dataset_args", "a2dkit/synthetic[train:x]"]) == 2
     assert "train:x" in capsys.readouterr().err
-    assert check_recipe.main([*argv, *flags, "--dataset_args", scales.TINY_A2D_MIXTURE]) == 0
+    assert check_recipe.main([*argv, *flags, "--dataset_args", tutorial.TINY_A2D_MIXTURE]) == 0
 
 
 def test_the_trainer_stops_at_a_step_boundary_once_the_stop_file_exists(tmp_path, monkeypatch):
-    from a2dkit.trainers import PreemptionCallback
+    from a2dkit.training.resumable import PreemptionCallback
 
     stop = tmp_path / "stop"
     monkeypatch.setenv(STOP_FILE_ENV, str(stop))

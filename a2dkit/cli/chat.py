@@ -12,7 +12,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from a2dkit.cli.sample import SampleArguments, completion, encode, load, sampler_options
+from a2dkit.cli.errors import run_cli
+from a2dkit.cli.sample import SampleArguments, load, sampler_options
+from a2dkit.samplers.prompts import completion, encode
 
 MASK_GLYPH = "░"
 
@@ -86,6 +88,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from a2dkit.cli.errors import run_cli
-
     raise SystemExit(run_cli(main))

@@ -15,9 +15,11 @@ from pathlib import Path
 
 import transformers
 
-from a2dkit import config, lora
-from a2dkit.cli.train import load_model
+from a2dkit.cli.errors import run_cli
 from a2dkit.grpo import BD3LMGRPOTrainer, DiffuGRPOConfig, MDLMGRPOTrainer, rewards, tasks
+from a2dkit.training import config, lora
+from a2dkit.training.checkpoints import FINAL, resolve_resume_checkpoint
+from a2dkit.training.setup import load_model
 
 TRAINERS = {"mdlm": MDLMGRPOTrainer, "bd3lm": BD3LMGRPOTrainer}
 
@@ -68,8 +70,8 @@ def main(algo: str, argv: list[str] | None = None) -> int:
         processing_class=tokenizer,
         peft_config=lora.lora_config(model_args),
     )
-    trainer.train(config.resolve_resume_checkpoint(args.output_dir, args.resume_from_checkpoint))
-    final = Path(args.output_dir) / "checkpoint-final"
+    trainer.train(resolve_resume_checkpoint(args.output_dir, args.resume_from_checkpoint))
+    final = Path(args.output_dir) / FINAL
     lora.save_final(trainer, final)
     if args.should_save:  # the reward curve (log_history) travels with the final model
         trainer.state.save_to_json(str(final / "trainer_state.json"))
@@ -78,5 +80,5 @@ def main(algo: str, argv: list[str] | None = None) -> int:
 
 
 def run(algo: str) -> None:
-    """``python -m`` entry: exit with ``main``'s code."""
-    sys.exit(main(algo))
+    """``python -m`` entry: exit with ``main``'s code (bad input: one line, exit 2)."""
+    sys.exit(run_cli(lambda argv: main(algo, argv)))

@@ -14,6 +14,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from a2dkit import samplers
+from a2dkit.cli.errors import run_cli
+from a2dkit.convert.load import load_model
+from a2dkit.diffusion.schedules import SCHEDULES
+from a2dkit.models.conventions import check_attention_implementation
+from a2dkit.samplers.prompts import completion, encode
+
 ALGOS = ("mdlm", "bd3lm")
 DEFAULT_PROMPT = "ROMEO: But, soft! what light through yonder window breaks?"
 
@@ -54,8 +61,7 @@ class SampleArguments:
     def __post_init__(self):
         if self.algo not in ALGOS:
             raise ValueError(f"algo={self.algo!r} is not valid; choose one of {ALGOS}")
-        from a2dkit.schedules import SCHEDULES
-
+        check_attention_implementation(self.attn_implementation)  # before the model loads
         if self.schedule is not None and self.schedule not in SCHEDULES:
             raise ValueError(f"schedule={self.schedule!r} is not valid; None or {tuple(SCHEDULES)}")
 
@@ -63,12 +69,10 @@ class SampleArguments:
 def load(args: SampleArguments):
     """(model, tokenizer, sampler), the flags checked first; an AR checkpoint is converted in
     memory (with a note). No model code runs and no pickle loads without their flags."""
-    from a2dkit import loading, samplers
-
     sampler_cls = samplers.MDLMSampler if args.algo == "mdlm" else samplers.BD3LMSampler
     sampler_cls.config_class(**sampler_options(args))  # bad sampling flags: before any loading
     dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
-    model, tokenizer = loading.load_model(
+    model, tokenizer = load_model(
         args.model_name_or_path, trust_remote_code=args.trust_remote_code,
         allow_pickle_weights=args.allow_pickle_weights, dtype=dtype,
         attn_implementation=args.attn_implementation,
@@ -83,24 +87,6 @@ def sampler_options(args: SampleArguments) -> dict:
     names = ("remasking", "steps", "max_new_tokens", "temperature", "block_size", "threshold")
     options = {n: getattr(args, n) for n in (*names, "cfg_scale", "schedule")}
     return options | ({"kv_cache": args.kv_cache} if args.kv_cache is not None else {})
-
-
-def encode(tokenizer, messages_or_text, chat_template: bool) -> list[int]:
-    """Token ids of a prompt: a chat (list of messages) through the template, or plain text."""
-    if chat_template:
-        text = tokenizer.apply_chat_template(
-            messages_or_text, tokenize=False, add_generation_prompt=True
-        )
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
-    return tokenizer(messages_or_text)["input_ids"]
-
-
-def completion(tokenizer, out, row: int) -> str:
-    """Decoded generated tokens of ``row`` up to the first EOS."""
-    ids = out.sequences[row, out.gen_start :].tolist()
-    if tokenizer.eos_token_id in ids:
-        ids = ids[: ids.index(tokenizer.eos_token_id)]
-    return tokenizer.decode(ids, skip_special_tokens=True)
 
 
 def split_prompts(prompts: list[str]) -> list[str]:
@@ -138,6 +124,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from a2dkit.cli.errors import run_cli
-
     raise SystemExit(run_cli(main))

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
-from a2dkit.denoise import REMASKING
+from a2dkit.diffusion.denoise import REMASKING
 from a2dkit.grpo.logprobs import check_p_mask_prompt
-from a2dkit.samplers_mdlm import MDLM_KV_CACHE_MODES
+from a2dkit.samplers.mdlm import MDLM_KV_CACHE_MODES
 
 __all__ = ["DiffuGRPOConfig"]
 

@@ -6,17 +6,17 @@ a one-step estimate: mask every completion token, mask each prompt token with pr
 The prompt mask is drawn from a per-row seed, so old, new and reference log-probs of one GRPO
 iteration see the same q'. For BD3LM the same estimate is taken block by block, as the block
 sampler generates: block b of the completion is fully masked and conditioned on the clean earlier
-blocks, all blocks at once through the staircase ``[x_t ; x_0]`` input of ``a2dkit.losses``.
+blocks, all blocks at once through the staircase ``[x_t ; x_0]``
+input of ``a2dkit.diffusion.blocks``.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from a2dkit.attention import padding_position_ids
-from a2dkit.denoise import guide
-from a2dkit.losses import bd3lm_inputs
+from a2dkit.diffusion.attention import padding_position_ids
+from a2dkit.diffusion.blocks import bd3lm_inputs, block_padding, pad_to_blocks
+from a2dkit.diffusion.denoise import guide
 
 __all__ = [
     "check_p_mask_prompt",
@@ -111,8 +111,26 @@ def mdlm_completion_logits(
     return guide(logits, cfg_scale)[:, prompt_len:]
 
 
-def _pad_to_blocks(x: torch.Tensor, left: int, right: int, value: int) -> torch.Tensor:
-    return F.pad(x, (left, right), value=value)
+def _block_canvas(
+    prompt: torch.Tensor, completion: torch.Tensor, valid: torch.Tensor, block_size: int, pad: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """BD3LM's sampling canvas: the prompt left-padded to whole blocks, the completion right-padded
+    to whole blocks, as ``BD3LMSampler`` lays them out.
+
+    Args:
+        prompt: (B, P) ids; completion: (B, C) ids; valid: (B, P + C) bool, False on padding.
+        pad: the id written into padding columns.
+
+    Returns:
+        x0: (B, L) ids, L a multiple of ``block_size``; valid: (B, L) bool (left pads invalid, the
+        last block whole, as sampled); start: the first completion column.
+    """
+    p = prompt.shape[1]
+    x0 = torch.cat([pad_to_blocks(prompt, block_size, side="left", value=pad),
+                    pad_to_blocks(completion, block_size, value=pad)], 1)  # fmt: skip
+    valid = torch.cat([pad_to_blocks(valid[:, :p], block_size, side="left", value=False),
+                       pad_to_blocks(valid[:, p:], block_size, value=True)], 1)  # fmt: skip
+    return x0, valid, p + block_padding(p, block_size)
 
 
 def bd3lm_completion_logits(
@@ -139,15 +157,10 @@ def bd3lm_completion_logits(
         (B, C, V) logits.
     """
     prompt_len = input_ids.shape[1] - logits_to_keep
-    left, right = (-prompt_len) % block_size, (-logits_to_keep) % block_size
-    valid = _canvas_valid(attention_mask, prompt_len)
+    valid = _canvas_valid(attention_mask, prompt_len)  # (B, P + C)
     q_masked = prompt_mask(valid[:, :prompt_len], seeds, p_mask_prompt)  # (B, P)
-    prompt = torch.where(q_masked, torch.full_like(input_ids[:, :prompt_len], mask_id),
-                         input_ids[:, :prompt_len])  # fmt: skip
-    x0 = _pad_to_blocks(torch.cat([prompt, input_ids[:, prompt_len:]], 1), left, right, mask_id)
-    valid = _pad_to_blocks(valid.long(), left, 0, 0)  # (B, L), L = k * block_size
-    valid = _pad_to_blocks(valid, 0, right, 1).bool()  # the last block is whole, as sampled
-    start = prompt_len + left  # first completion column
+    prompt = torch.where(q_masked, mask_id, input_ids[:, :prompt_len])  # (B, P): q'
+    x0, valid, start = _block_canvas(prompt, input_ids[:, prompt_len:], valid, block_size, mask_id)
     completion_cols = torch.zeros_like(valid)
     completion_cols[:, start:] = True
     xt = torch.where(completion_cols, torch.full_like(x0, mask_id), x0)  # every block at t = 1

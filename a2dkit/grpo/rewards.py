@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
+from a2dkit.data.synthetic import STOP_STRINGS
 from a2dkit.grpo.sandbox import run_python
 
 __all__ = [
@@ -212,8 +213,6 @@ def _code(text, cols, i, timeout: float = 5.0):
 
 # ---- a2dkit's synthetic tasks: exact match, and the one-digit answer format ----
 def _reply(text: str) -> str:
-    from a2dkit.synthetic import STOP_STRINGS
-
     for stop in STOP_STRINGS:
         text = text.split(stop)[0]
     return text.strip().lower()

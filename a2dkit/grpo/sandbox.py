@@ -74,9 +74,7 @@ def run_python(
     """
     if timeout <= 0 or memory_mb <= 0:
         raise ValueError(f"timeout={timeout} and memory_mb={memory_mb} must be > 0")
-    boot = _BOOTSTRAP.format(
-        cpu=int(timeout) + 1, memory=memory_mb * 2**20, fsize=8 * 2**20
-    )
+    boot = _BOOTSTRAP.format(cpu=int(timeout) + 1, memory=memory_mb * 2**20, fsize=8 * 2**20)
     with tempfile.TemporaryDirectory(prefix="a2dkit-sandbox-") as tmp:
         for name, text in (files or {}).items():
             if "/" in name or name.startswith("."):

@@ -12,50 +12,16 @@ from dataclasses import dataclass
 
 from datasets import Dataset
 
-from a2dkit.grpo import puzzles
+from a2dkit.data import puzzles
+from a2dkit.data.puzzles import chat, countdown_prompt, kit_countdown, kit_sudoku
+from a2dkit.data.synthetic import make_synthetic_dataset
 
-__all__ = ["SYSTEM_PROMPT", "TASKS", "Task", "load_task"]
+__all__ = ["TASKS", "Task", "load_task"]
 
-# d1's reasoning format: the format rewards check for exactly these tags
-SYSTEM_PROMPT = (
-    "Respond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>"
-)
 _FORMAT = ("xml_count", "soft_format", "strict_format")
 
 
-def _chat(question: str, system: str | None = SYSTEM_PROMPT) -> list[dict]:
-    turns = [{"role": "system", "content": system}] if system else []
-    return turns + [{"role": "user", "content": question}]
-
-
-def countdown_prompt(nums: list[int], target: int) -> list[dict]:
-    q = (f"Using the numbers {list(nums)}, create an equation that equals {target}. You can use "
-         "basic arithmetic operations (+, -, *, /) and each number exactly once. Put the equation "
-         "alone in the answer, e.g. <answer>(1 + 2) * 3</answer>.")  # fmt: skip
-    return _chat(q)
-
-
-def sudoku_prompt(puzzle: str) -> list[dict]:
-    rows = "\n".join(puzzle[r * 4 : r * 4 + 4] for r in range(4))
-    q = (f"Solve this 4x4 sudoku (0 = empty; every row, column and 2x2 box holds 1-4):\n{rows}\n"
-         "Give the full grid as 16 digits in the answer.")  # fmt: skip
-    return _chat(q)
-
-
-def _kit_countdown(split: str, n: int, seed: int) -> Dataset:
-    rows = puzzles.countdown_puzzles(n, split, seed)
-    prompts = [countdown_prompt(r["nums"], r["target"]) for r in rows]
-    return Dataset.from_list([{**r, "prompt": p} for r, p in zip(rows, prompts, strict=True)])
-
-
-def _kit_sudoku(split: str, n: int, seed: int) -> Dataset:
-    rows = puzzles.sudoku_puzzles(n, split, seed)
-    return Dataset.from_list([{**r, "prompt": sudoku_prompt(r["puzzle"])} for r in rows])
-
-
 def _kit_synthetic(split: str, n: int, seed: int, tasks: str = "first|last") -> Dataset:
-    from a2dkit.synthetic import make_synthetic_dataset
-
     data = make_synthetic_dataset(num_train=n, num_test=n, seed=seed, tasks=tasks.split("|"))
     data = data[split]  # the SFT prompts, without the answer turn: as the SFT model saw them
     return data.map(lambda r: {"prompt": r["messages"][:-1]}, remove_columns=["messages"])
@@ -69,17 +35,17 @@ def _hub(path: str, split: str, n: int, seed: int, name: str | None = None):
 
 
 def gsm8k_row(row: dict) -> dict:
-    return {"prompt": _chat(row["question"]), "answer": row["answer"].split("####")[-1].strip()}
+    return {"prompt": chat(row["question"]), "answer": row["answer"].split("####")[-1].strip()}
 
 
 def math_row(row: dict) -> dict:
     q = row["problem"] + "\nPut the final answer in \\boxed{} inside the answer."
-    return {"prompt": _chat(q), "answer": row["answer"]}
+    return {"prompt": chat(q), "answer": row["answer"]}
 
 
 def code_row(row: dict) -> dict:
     q = row["question"] + "\nWrite the solution as one ```python code block in the answer."
-    return {"prompt": _chat(q), "test": row["test"]}
+    return {"prompt": chat(q), "test": row["test"]}
 
 
 def countdown_row(row: dict) -> dict:
@@ -106,8 +72,8 @@ class Task:
 
 
 TASKS: dict[str, Task] = {
-    "a2dkit/countdown": Task(_kit_countdown, ("countdown", *_FORMAT), True),
-    "sudoku": Task(_kit_sudoku, ("sudoku", *_FORMAT), True),
+    "a2dkit/countdown": Task(kit_countdown, ("countdown", *_FORMAT), True),
+    "sudoku": Task(kit_sudoku, ("sudoku", *_FORMAT), True),
     "a2dkit/synthetic": Task(_kit_synthetic, ("exact_match",), True),
     "gsm8k": Task(_online("openai/gsm8k", gsm8k_row, "main"),
                   ("gsm8k_correctness", "integer", *_FORMAT), False),

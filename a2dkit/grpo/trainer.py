@@ -23,13 +23,8 @@ from trl.trainer.utils import use_adapter
 from a2dkit.grpo import logprobs
 from a2dkit.grpo.completions import cut_after_eos
 from a2dkit.grpo.config import DiffuGRPOConfig
-from a2dkit.samplers import (
-    BD3LMSampler,
-    BD3LMSamplerConfig,
-    MDLMSampler,
-    MDLMSamplerConfig,
-    trained_shift,
-)
+from a2dkit.models.conventions import mask_token_id, trained_shift
+from a2dkit.samplers import BD3LMSampler, BD3LMSamplerConfig, MDLMSampler, MDLMSamplerConfig
 
 __all__ = ["MDLMGRPOTrainer", "BD3LMGRPOTrainer"]
 
@@ -39,7 +34,11 @@ SEED_HIGH = 2**31 - 1
 @contextlib.contextmanager
 def _reference_is_a_copy(policy: torch.nn.Module):
     """TRL builds the reference model with AutoModelForCausalLM from the policy's path; an A2D
-    model is no causal LM (and may exist only in memory), so the reference is a frozen copy."""
+    model is no causal LM (and may exist only in memory), so the reference is a frozen copy.
+
+    The copy replaces TRL's factory for the length of ``__init__`` only, so every step TRL takes
+    on its reference model (dropout off, fp32 head, DeepSpeed/FSDP preparation, the sync
+    callback) still runs on it; building it after ``__init__`` would have to repeat them."""
     original = trl_grpo.create_model_from_path
 
     def copy_policy(model_id: str, architecture=None, **kwargs):
@@ -66,10 +65,10 @@ class MDLMGRPOTrainer(GRPOTrainer):
                 f"{type(self).__name__} needs a DiffuGRPOConfig, got {type(args).__name__}"
             )
         if isinstance(model, str):
-            raise TypeError("pass a loaded A2D model (a2dkit.cli.train.load_model), not a path")
-        tokenizer = kwargs.get("processing_class")
-        if getattr(tokenizer, "mask_token_id", None) is None:
-            raise ValueError("processing_class must be the A2D tokenizer (with a mask token)")
+            raise TypeError(
+                "pass a loaded A2D model (a2dkit.training.setup.load_model), not a path"
+            )
+        mask_id = mask_token_id(model, kwargs.get("processing_class"))  # the A2D tokenizer
         if trained_shift(model):
             raise ValueError(
                 "the model was trained with right_shift_logits=True, and diffu-GRPO's per-token "
@@ -78,9 +77,9 @@ class MDLMGRPOTrainer(GRPOTrainer):
             )
         with _reference_is_a_copy(model):
             super().__init__(model, reward_funcs, args, **kwargs)
-        self.mask_token_id = tokenizer.mask_token_id
+        self.mask_token_id = mask_id
         self.sampler_config = self._make_sampler_config()
-        self._row_seeds: torch.Tensor | None = None  # (B,) prompt-mask seeds of the rows in flight
+        self._row_seeds: torch.Tensor | None = None  # (B,): set only inside _mask_seeds
 
     def _make_sampler_config(self):
         a = self.args
@@ -113,11 +112,24 @@ class MDLMGRPOTrainer(GRPOTrainer):
         return [cut_after_eos(r, self.eos_token_ids) for r in rows], None
 
     # ---- per-iteration prompt-mask seeds ----
+    @contextlib.contextmanager
+    def _mask_seeds(self, seeds: torch.Tensor):
+        """Every log-prob TRL asks for inside this block masks the prompt with ``seeds`` (B,).
+
+        TRL's hooks (``_get_per_token_logps_and_entropies``) have no argument for them, so the
+        three callers that know the iteration (rollout, re-scoring, loss) set them here.
+        """
+        previous, self._row_seeds = self._row_seeds, seeds
+        try:
+            yield
+        finally:
+            self._row_seeds = previous
+
     def _generate_and_score_completions(self, inputs):
         """TRL's rollout and scoring; old/ref log-probs become (B, I, C), one per iteration seed."""
         seeds = torch.randint(SEED_HIGH, (len(inputs), self.num_iterations))  # (B, I)
-        self._row_seeds = seeds[:, 0]
-        out = super()._generate_and_score_completions(inputs)
+        with self._mask_seeds(seeds[:, 0]):
+            out = super()._generate_and_score_completions(inputs)
         out["mask_seeds"] = seeds.to(out["completion_ids"].device)
         ids = torch.cat([out["prompt_ids"], out["completion_ids"]], 1)
         mask = torch.cat([out["prompt_mask"], out["completion_mask"]], 1)
@@ -134,24 +146,26 @@ class MDLMGRPOTrainer(GRPOTrainer):
     @torch.no_grad()
     def _logps_no_grad(self, key: str, ids, mask, keep: int, seeds) -> torch.Tensor:
         """Old (policy) or reference log-probs under another iteration's prompt mask."""
-        self._row_seeds, size = seeds, self.args.per_device_train_batch_size
-        if key == "old_per_token_logps" or self.ref_model is not None:
-            model = self.model if key == "old_per_token_logps" else self.ref_model
-            return self._get_per_token_logps_and_entropies(model, ids, mask, keep, size)[0]
-        unwrapped = self.accelerator.unwrap_model(self.model)
-        with use_adapter(unwrapped, adapter_name="ref" if "ref" in unwrapped.peft_config else None):
-            return self._get_per_token_logps_and_entropies(self.model, ids, mask, keep, size)[0]
+        size = self.args.per_device_train_batch_size
+        with self._mask_seeds(seeds):
+            if key == "old_per_token_logps" or self.ref_model is not None:
+                model = self.model if key == "old_per_token_logps" else self.ref_model
+                return self._get_per_token_logps_and_entropies(model, ids, mask, keep, size)[0]
+            unwrapped = self.accelerator.unwrap_model(self.model)
+            ref = "ref" if "ref" in unwrapped.peft_config else None
+            with use_adapter(unwrapped, adapter_name=ref):
+                return self._get_per_token_logps_and_entropies(self.model, ids, mask, keep, size)[0]
 
     def _compute_loss(self, model, inputs):
         """TRL's loss on the slices of the current inner iteration (its seed, old and ref)."""
         it = (self._step // self.args.steps_per_generation) % self.num_iterations
         it = it if self.model.training else 0
         inputs = dict(inputs)
-        self._row_seeds = inputs["mask_seeds"][:, it]
         for key in ("old_per_token_logps", "ref_per_token_logps"):
             if key in inputs:
                 inputs[key] = inputs[key][:, it]
-        return super()._compute_loss(model, inputs)
+        with self._mask_seeds(inputs["mask_seeds"][:, it]):
+            return super()._compute_loss(model, inputs)
 
     # ---- per-token log-probabilities: the one-step diffusion estimate ----
     def _completion_logits(self, model, ids, mask, keep, seeds) -> torch.Tensor:
@@ -167,7 +181,10 @@ class MDLMGRPOTrainer(GRPOTrainer):
         """(B, C) log-probs (0 after EOS), (B, C) entropies or None, no aux loss."""
         seeds = self._row_seeds
         if seeds is None or len(seeds) != len(input_ids):
-            raise RuntimeError(f"no prompt-mask seeds for a batch of {len(input_ids)} rows")
+            raise RuntimeError(
+                f"no prompt-mask seeds for a batch of {len(input_ids)} rows: log-probs are "
+                "computed only inside _mask_seeds (rollout, re-scoring or the loss)"
+            )
         size = batch_size or len(input_ids)
         logps, entropies = [], []
         for s in range(0, len(input_ids), size):

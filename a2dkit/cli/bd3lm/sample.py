@@ -9,6 +9,7 @@ References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573.
 from __future__ import annotations
 
 from a2dkit.cli import sample
+from a2dkit.cli.errors import run_cli
 
 
 def cli(argv: list[str] | None = None) -> int:
@@ -17,6 +18,4 @@ def cli(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from a2dkit.cli.errors import run_cli
-
     raise SystemExit(run_cli(cli))

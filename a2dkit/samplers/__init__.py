@@ -1,0 +1,27 @@
+"""Samplers for A2D models: MDLM (LLaDA-style, semi-autoregressive blocks, optional Fast-dLLM
+prefix / dual KV caches) and BD3LM (block diffusion with a KV cache); both denoise with
+``a2dkit.diffusion.denoise``. ``threshold``: Fast-dLLM decoding.
+
+References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; LLaDA arXiv 2502.09992; Fast-dLLM
+arXiv 2505.22618.
+"""
+
+from a2dkit.samplers.base import BaseSampler, SamplerConfig, SamplerOutput, head_logits
+from a2dkit.samplers.bd3lm import KV_CACHE_MODES, BD3LMSampler, BD3LMSamplerConfig
+from a2dkit.samplers.mdlm import MDLM_KV_CACHE_MODES, MDLMSampler, MDLMSamplerConfig
+from a2dkit.samplers.prompts import completion, encode
+
+__all__ = [
+    "SamplerOutput",
+    "SamplerConfig",
+    "BaseSampler",
+    "MDLMSamplerConfig",
+    "BD3LMSamplerConfig",
+    "MDLMSampler",
+    "BD3LMSampler",
+    "KV_CACHE_MODES",
+    "MDLM_KV_CACHE_MODES",
+    "head_logits",
+    "encode",
+    "completion",
+]

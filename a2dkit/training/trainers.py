@@ -1,0 +1,228 @@
+"""MDLM and BD3LM trainers: HF ``Trainer`` subclasses wiring masking + losses + attention together.
+
+The two differ only in the model input (``_model_inputs``): MDLM feeds x_t with bidirectional
+attention, BD3LM feeds ``[x_t ; x_0]`` under the staircase mask. There is one copy of the loss.
+References: MDLM arXiv 2406.07524 (§3, NELBO); BD3LM arXiv 2503.09573 (§3.2, vectorized training).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from a2dkit._env import IGNORE_INDEX
+from a2dkit.diffusion import attention, blocks, losses, masking
+from a2dkit.diffusion.schedules import Schedule, make_schedule
+from a2dkit.models.conventions import check_attention_implementation, mask_token_id
+from a2dkit.training.config import BD3LMConfig, MDLMConfig
+from a2dkit.training.resumable import ResumableTrainerMixin
+
+__all__ = ["maskable_positions", "MDLMTrainer", "BD3LMTrainer"]
+
+
+def maskable_positions(labels: torch.Tensor, right_shift_logits: bool = False) -> torch.Tensor:
+    """Positions the forward process may mask and the loss scores (its token denominator).
+
+    Args:
+        labels: (B, L) long; ``-100`` marks prompt and padding tokens, which stay clean.
+        right_shift_logits: position i is predicted from the logits at i - 1, so position 0 has no
+            predictor and is excluded (dLLM prepends a BOS token instead).
+
+    Returns:
+        (B, L) bool.
+    """
+    maskable = labels != IGNORE_INDEX  # (B, L)
+    if right_shift_logits:
+        maskable = maskable.clone()
+        maskable[:, 0] = False
+    return maskable
+
+
+class MDLMTrainer(ResumableTrainerMixin, Trainer):
+    """``transformers.Trainer`` whose loss is the MDLM NELBO; ``args`` must be an ``MDLMConfig``.
+
+    Gradient accumulation and data parallelism do not change the update: the loss of every
+    micro-batch is divided by the denominator of the whole optimizer step (summed over micro-batches
+    and, with ``average_tokens_across_devices``, over ranks), so the micro-batch losses add up to
+    the full-batch loss. Noise comes from the torch RNG, which checkpoints save and resume restores;
+    checkpoints are marked complete when whole, and resume is exact (``ResumableTrainerMixin``).
+
+    Args:
+        schedule: alpha(t); default ``make_schedule(args.alpha_schedule)``.
+        *args: as ``transformers.Trainer``.
+        **kwargs: as ``transformers.Trainer`` (pass the tokenizer as ``processing_class``).
+    """
+
+    # compute_loss divides by the optimizer step's denominator: HF must not divide by GA steps again
+    loss_is_scaled_for_ga = True
+
+    def __init__(self, *args: Any, schedule: Schedule | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.args, MDLMConfig):
+            raise TypeError(
+                f"{type(self).__name__} needs args of type MDLMConfig/BD3LMConfig, "
+                f"got {type(self.args).__name__}"
+            )
+        self.schedule = (
+            schedule if schedule is not None else make_schedule(self.args.alpha_schedule)
+        )
+        self.mask_token_id = mask_token_id(self.model, self.processing_class)
+        # saved with every checkpoint, so samplers and ELBOs read logits as they were trained
+        self.model.config.right_shift_logits = bool(self.args.right_shift_logits)
+        self.add_callback(_PerRankNoise())
+
+    def sample_noise(
+        self, x0: torch.Tensor, maskable: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Forward process q(x_t | x_0); override for custom noise (e.g. per-example seeds).
+
+        Args:
+            x0: (B, L) long clean ids.
+            maskable: (B, L) bool, positions that may be masked.
+
+        Returns:
+            t: (B,) float; xt: (B, L) long; masked: (B, L) bool.
+        """
+        eps, antithetic = self.args.time_epsilon, self.args.antithetic_t
+        t = masking.sample_t(len(x0), eps=eps, antithetic=antithetic, device=x0.device)  # (B,)
+        xt, masked = masking.mask_tokens(x0, self.schedule.p_mask(t), maskable, self.mask_token_id)
+        return t, xt, masked
+
+    def _model_inputs(
+        self, xt: torch.Tensor, x0: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> dict[str, Any]:
+        """MDLM: x_t alone; the A2D forward makes a 2-D padding mask bidirectional."""
+        return {"input_ids": xt, "attention_mask": attention_mask}  # (B, L), (B, L)
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, torch.Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ):
+        """MDLM loss of one micro-batch ``{"input_ids", "labels", "attention_mask"?}`` (B, L)."""
+        x0 = inputs["input_ids"]  # (B, L)
+        maskable = maskable_positions(inputs["labels"], self.args.right_shift_logits)  # (B, L)
+        # === 1. Forward process: t ~ U[eps, 1), mask each maskable token w.p. 1 - α(t) ===
+        t, xt, masked = self.sample_noise(x0, maskable)  # (B,), (B, L), (B, L)
+        # === 2. Model inputs: MDLM x_t; BD3LM [x_t ; x_0] + staircase mask ===
+        model_inputs = self._model_inputs(xt, x0, inputs.get("attention_mask"))
+        # === 3. Forward pass: x_t fills the first L positions of either input ===
+        logits = self._scored_logits(model(**model_inputs).logits, x0.shape[1])  # (B, L, V)
+        # === 4. Loss weights w(t) = -α'(t) / (1 - α(t)) (or uniform) ===
+        weight = losses.loss_weights(t, self.schedule, self.args.loss_weight_type)  # (B,)
+        # === 5. NELBO: weighted CE on masked tokens / the optimizer step's denominator ===
+        loss = losses.mdlm_loss(
+            logits,
+            x0,
+            masked,
+            maskable,
+            weight,
+            norm_type=self.args.loss_norm_type,
+            right_shift_logits=False,  # _scored_logits has shifted them
+            num_items=num_items_in_batch,
+        )
+        # === 6. Ranks' gradients are averaged, but the denominator was summed over ranks ===
+        if num_items_in_batch is not None and self._denominator_spans_ranks():
+            loss = loss * self.args.world_size
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+    def _scored_logits(self, logits: torch.Tensor, seq_len: int) -> torch.Tensor:
+        """(B, L, V) logits that score x_t token i: column i, or i - 1 when right-shifted."""
+        logits = logits[:, :seq_len]
+        return losses.shift_logits_right(logits) if self.args.right_shift_logits else logits
+
+    def _denominator_spans_ranks(self) -> bool:
+        return bool(self.args.average_tokens_across_devices) and self.args.world_size > 1
+
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device):
+        """The loss denominator of one optimizer step (overrides HF's shifted causal-LM count).
+
+        Sum of ``losses.loss_denominator`` over the micro-batches, and over ranks when
+        ``average_tokens_across_devices``; () float32 tensor, or None without labels.
+        """
+        if not batch_samples or "labels" not in batch_samples[0]:
+            return None
+        shift, norm = self.args.right_shift_logits, self.args.loss_norm_type
+        total = sum(
+            losses.loss_denominator(maskable_positions(b["labels"], shift), norm).to(device)
+            for b in batch_samples
+        )
+        if self._denominator_spans_ranks():
+            total = self.accelerator.gather(total.reshape(1)).sum()
+        return total
+
+
+class BD3LMTrainer(MDLMTrainer):
+    """Block diffusion: ``args`` is a ``BD3LMConfig``; only the model input differs from MDLM.
+
+    Every (padded) batch length must be a multiple of ``block_size``: packed pretraining rows have
+    ``max_length % block_size == 0``; SFT batches are padded by ``DiffusionCollator``
+    (``pad_with_eos_to_multiple=block_size``, labelled EOS as in the dLLM recipe).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.args, BD3LMConfig):
+            raise TypeError(f"BD3LMTrainer needs a BD3LMConfig, got {type(self.args).__name__}")
+        # flash attention is causal-only: it cannot apply the staircase mask
+        check_attention_implementation(self.model.config._attn_implementation)
+
+    def _model_inputs(
+        self, xt: torch.Tensor, x0: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> dict[str, Any]:
+        """BD3LM: ``[x_t ; x_0]`` (B, 2L), positions ``[0..L-1, 0..L-1]``, staircase mask."""
+        input_ids, position_ids, mask = blocks.bd3lm_inputs(xt, x0, self.args.block_size)
+        keys = None if attention_mask is None else attention_mask.bool().repeat(1, 2)  # (B, 2L)
+        if self.model.config._attn_implementation == "flex_attention":
+            mask = _flex_staircase(xt, self.args.block_size, keys)
+        elif keys is not None:
+            mask = mask & keys[:, None, None, :]  # (B, 1, 2L, 2L): pads are never keys
+        # only x_t is scored: skip the LM head on the x_0 half (right shift: but its block ends)
+        seq_len, bs = xt.shape[1], self.args.block_size
+        keep = (
+            blocks.bd3lm_shift_columns(seq_len, bs, xt.device)
+            if self.args.right_shift_logits
+            else torch.arange(seq_len, device=xt.device)
+        )  # (L,) or (L + L / bs - 1,)
+        return {"input_ids": input_ids, "position_ids": position_ids, "attention_mask": mask,
+                "logits_to_keep": keep}  # fmt: skip
+
+    def _scored_logits(self, logits: torch.Tensor, seq_len: int) -> torch.Tensor:
+        """Right shift reads the clean x_0 column before each block, as the block sampler does."""
+        if not self.args.right_shift_logits:
+            return logits[:, :seq_len]
+        return blocks.bd3lm_shift_logits_right(logits, seq_len, self.args.block_size)
+
+
+def _flex_staircase(xt: torch.Tensor, block_size: int, keys: torch.Tensor | None):
+    """FlexAttention BlockMask of the staircase predicate (and the key padding, if any)."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    batch, seq_len = xt.shape
+    staircase = attention.staircase_mask_mod(seq_len, block_size)
+    if keys is None:
+        mask_mod = staircase
+    else:
+
+        def mask_mod(b, h, q_idx, kv_idx):
+            return staircase(b, h, q_idx, kv_idx) & keys[b, kv_idx]
+
+    n = 2 * seq_len
+    batch_dim = None if keys is None else batch
+    return create_block_mask(mask_mod, B=batch_dim, H=None, Q_LEN=n, KV_LEN=n, device=xt.device)
+
+
+class _PerRankNoise(TrainerCallback):
+    """Data-parallel ranks start from the same seed; give each its own noise stream.
+
+    Runs after the data sampler captured its seed (so shards stay disjoint); on resume the
+    trainer then restores every rank's saved RNG state, so resume stays exact.
+    """
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if args.world_size > 1:
+            torch.manual_seed(args.seed + args.process_index)
