@@ -11,7 +11,7 @@ from __future__ import annotations
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.models.auto import configuration_auto, modeling_auto
 
-from a2dkit.models.conventions import MASKABLE_ATTENTION
+from a2dkit.models.conventions import check_attention_implementation
 from a2dkit.models.families import (
     A2D_PREFIX,
     UnsupportedModelError,
@@ -138,9 +138,10 @@ def refusal_reasons(config: PretrainedConfig) -> list[str]:
     """Every reason ``config`` cannot convert: the family's static refusals, then a causal-only
     attention back-end (flash attention). Empty when it converts (the contract decides next)."""
     reasons = [f"{key}: {text}" for key, text in static_refusals(config)]
-    impl = getattr(config, "_attn_implementation", None)
-    if impl not in (None, *MASKABLE_ATTENTION):
-        reasons.append(f"attn_implementation={impl!r} is causal-only; use sdpa or eager")
+    try:
+        check_attention_implementation(getattr(config, "_attn_implementation", None))
+    except ValueError as err:  # the one refusal of a causal-only back-end, worded once
+        reasons.append(str(err))
     return reasons
 
 

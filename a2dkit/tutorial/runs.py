@@ -105,18 +105,23 @@ def run_dir(
 
 # what a training run depends on, inside the package: a cached run is stale when any of it changes
 TRAINING_CODE = ("diffusion", "models", "convert", "data", "training", "cli/train.py")
+PACKAGE = Path(__file__).resolve().parents[1]  # the a2dkit package
+
+
+def _training_code_files() -> list[Path]:
+    """Every Python file of ``TRAINING_CODE``, in a fixed order."""
+    files = []
+    for entry in TRAINING_CODE:
+        path = PACKAGE / entry
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return files
 
 
 def _training_code_digest() -> str:
-    """sha256 over every file of ``TRAINING_CODE`` (paths and bytes, in sorted order)."""
-    root = Path(__file__).resolve().parents[1]  # the a2dkit package
-    files = []
-    for entry in TRAINING_CODE:
-        path = root / entry
-        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    """sha256 over the paths and bytes of ``_training_code_files``."""
     digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    for f in _training_code_files():
+        digest.update(f.relative_to(PACKAGE).as_posix().encode() + b"\0" + f.read_bytes())
     return digest.hexdigest()
 
 

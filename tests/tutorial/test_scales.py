@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -253,3 +254,18 @@ def test_bd3lm_learning_rate_overrides_only_bd3lm_pretraining(tmp_path):
     assert own.training_args("mdlm", tmp_path).learning_rate == smoke.learning_rate != 2.5e-4
     for algo in ("mdlm", "bd3lm"):  # SFT keeps sft_learning_rate
         assert own.training_args(algo, tmp_path, sft=True).learning_rate == smoke.sft_learning_rate
+
+
+def test_the_run_cache_key_hashes_whole_package_directories(monkeypatch):
+    from a2dkit.tutorial import runs
+
+    files = {f.relative_to(runs.PACKAGE).as_posix() for f in runs._training_code_files()}
+    for path in ("training/trainers.py", "training/setup.py", "data/loaders.py", "cli/train.py",
+                 "diffusion/losses.py", "convert/core.py", "models/forward.py"):  # fmt: skip
+        assert path in files
+    assert not any(f.startswith(("grpo/", "viz/", "tutorial/")) for f in files)
+    before = runs._training_code_digest()
+    real = Path.read_bytes
+    changed = runs.PACKAGE / "data" / "preprocess.py"
+    monkeypatch.setattr(Path, "read_bytes", lambda p: real(p) + (b"#" if p == changed else b""))
+    assert runs._training_code_digest() != before  # an edit anywhere in data/ retrains
