@@ -200,7 +200,7 @@ except ValueError as err:
 # %% [markdown]
 # ## A local task: `a2dkit_synthetic`
 #
-# lm-eval tasks are YAML files. a2dkit ships two in `a2dkit/lm_eval_tasks/` over the same 100
+# lm-eval tasks are YAML files. a2dkit ships two in `a2dkit/eval/tasks/` over the same 100
 # held-out synthetic instructions (never in an SFT train split): `a2dkit_synthetic` generates
 # the answer and scores exact match; `a2dkit_synthetic_mc` scores four choices by likelihood.
 
@@ -217,8 +217,8 @@ print(json.dumps(tasks.synthetic_task_rows()[1]))
 
 # %%
 local = {p.stem for p in tasks.TASKS_DIR.glob("*/*.yaml")}
-tasks = [*cfg.eval_tasks, "a2dkit_synthetic_mc"]
-manager = tasks.task_manager(include_defaults=not set(tasks) <= local)
+task_names = [*cfg.eval_tasks, "a2dkit_synthetic_mc"]
+manager = tasks.task_manager(include_defaults=not set(task_names) <= local)
 block = {"mdlm": cfg.sft_max_new_tokens, "bd3lm": cfg.block_size}  # MDLM: one block (published)
 
 # %%
@@ -228,7 +228,7 @@ for algo, (model, tok) in models.items():
                 steps=cfg.sft_sampler_steps, block_size=block[algo], temperature=cfg.temperature,
                 mc_num=cfg.elbo_samples, device=cfg.device)  # fmt: skip
     results[algo] = lm_eval.simple_evaluate(
-        model=f"a2d_{algo}", model_args=args, tasks=tasks, limit=cfg.eval_limit,
+        model=f"a2d_{algo}", model_args=args, tasks=task_names, limit=cfg.eval_limit,
         task_manager=manager, apply_chat_template=True, random_seed=0,
     )  # fmt: skip
     print(algo, lm_eval.utils.make_table(results[algo]), sep="\n")

@@ -18,7 +18,8 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from a2dkit import convert, data
 from a2dkit.data.preprocess import tokenize_sft
-from a2dkit.eval import exact_match, harness
+from a2dkit.eval import exact_match
+from a2dkit.eval import tasks as eval_tasks
 from a2dkit.samplers import BD3LMSampler, MDLMSampler
 from a2dkit.training.config import BD3LMConfig, MDLMConfig
 from a2dkit.training.setup import make_collator
@@ -121,7 +122,7 @@ def test_lm_eval_simple_evaluate_on_the_real_model(trained):
                 mc_num=2, device="cpu")  # fmt: skip
     res = lm_eval.simple_evaluate(
         model="a2d_mdlm", model_args=args, tasks=["a2dkit_synthetic", "a2dkit_synthetic_mc"],
-        limit=2, task_manager=harness.task_manager(include_defaults=False),
+        limit=2, task_manager=eval_tasks.task_manager(include_defaults=False),
         apply_chat_template=True, random_seed=0,
     )  # fmt: skip
     gen = res["samples"]["a2dkit_synthetic"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 from a2dkit.cli.errors import run_cli
+from a2dkit.eval.tasks import TASKS_DIR
 from a2dkit.models import loading
 
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     from lm_eval.__main__ import cli_evaluate
 
-    from a2dkit.eval.harness import TASKS_DIR  # lazy: imports lm_eval (registers the 2 models)
+    from a2dkit.eval import harness  # noqa: F401  lazy: imports lm_eval; registers a2d_*
 
     if argv is not None:
         sys.argv = [sys.argv[0], *argv]

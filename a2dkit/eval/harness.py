@@ -24,17 +24,14 @@ from lm_eval.api.registry import register_model
 from a2dkit.convert.load import load_model  # never runs model code or unpickles unasked
 from a2dkit.eval import elbo
 from a2dkit.eval.harness_config import A2DEvalConfig
-from a2dkit.eval.tasks import TASKS_DIR, task_manager
 from a2dkit.models import loading
 from a2dkit.samplers import BD3LMSampler, MDLMSampler
 
 __all__ = [
-    "TASKS_DIR",
     "A2DEvalConfig",
     "MDLMEvalHarness",
     "BD3LMEvalHarness",
     "check_model_args",
-    "task_manager",
 ]
 
 logger = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ def model_dir(small_tokenizer, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tasks():
-    return lem.task_manager(include_defaults=False)
+    return eval_tasks.task_manager(include_defaults=False)
 
 
 def _model_args(model_dir, algo: str) -> str:
@@ -146,7 +146,7 @@ def test_unknown_or_malformed_model_args_fail_before_loading():
 
 
 def test_shipped_task_rows_are_regenerated_and_held_out():
-    with open(lem.TASKS_DIR / "a2dkit_synthetic" / "test.jsonl") as f:
+    with open(eval_tasks.TASKS_DIR / "a2dkit_synthetic" / "test.jsonl") as f:
         shipped = [json.loads(line) for line in f]
     assert shipped == eval_tasks.synthetic_task_rows()
     train = {m[0]["content"] for m in make_synthetic_dataset(2000, 0, seed=0)["train"]["messages"]}
@@ -192,7 +192,7 @@ PUBLISHED = "gsm8k_cot bbh minerva_math mmlu mmlu_pro hellaswag humaneval_instru
 
 
 def _eval_script(**env) -> subprocess.CompletedProcess:
-    script = lem.TASKS_DIR.parents[2] / "slurm" / "eval_tiny_a2d.sh"
+    script = eval_tasks.TASKS_DIR.parents[2] / "slurm" / "eval_tiny_a2d.sh"
     env = {**os.environ, "DRY_RUN": "1", "CHECK_TASKS": "0", "PYTHON": sys.executable, **env}
     return subprocess.run(["bash", str(script), "--limit", "5"], env=env, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
