@@ -14,7 +14,7 @@ from transformers import TrainingArguments
 from a2dkit._env import MODEL_DTYPES, check_choice
 from a2dkit.diffusion.losses import LOSS_WEIGHT_TYPES, NORM_TYPES
 from a2dkit.diffusion.schedules import SCHEDULES
-from a2dkit.models.conventions import MASKABLE_ATTENTION
+from a2dkit.models.conventions import MASKABLE_ATTENTION, check_attention_implementation
 from a2dkit.training import checkpoints
 
 __all__ = [
@@ -51,7 +51,7 @@ class ModelArguments:
 
     def __post_init__(self) -> None:
         check_choice("dtype", self.dtype, MODEL_DTYPES)
-        check_choice("attn_implementation", self.attn_implementation, MASKABLE_ATTENTION)
+        check_attention_implementation(self.attn_implementation)  # one refusal, one message
         if isinstance(self.lora_r, bool) or not isinstance(self.lora_r, int) or self.lora_r < 0:
             raise ValueError(f"lora_r={self.lora_r!r} must be an integer >= 0 (0 = no LoRA)")
         if not 0 <= self.lora_dropout < 1:

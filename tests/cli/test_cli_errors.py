@@ -335,3 +335,15 @@ def test_convert_refuses_its_source_directory_as_output(dirs, tmp_path):
         cli_convert.main(argv)
     assert (source / "config.json").read_bytes() == before
     assert json.loads(before)["model_type"] == "llama"
+
+
+@pytest.mark.parametrize("command", ["sample", "chat", "train"])
+def test_flash_attention_is_refused_in_one_line_before_any_model_loads(command, capsys):
+    flags = ["--model_name_or_path", MISSING, "--attn_implementation", "flash_attention_2"]
+    data = ["--output_dir", MISSING, "--dataset_args", "a2dkit/synthetic"]
+    mains = {"sample": sample.main, "chat": chat.main,
+             "train": lambda argv: train.main("mdlm", "pt", [*argv, *data])}  # fmt: skip
+    assert run_cli(mains[command], flags) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: attn_implementation='flash_attention_2'")
+    assert "causal-only" in err and MISSING not in err  # refused before the (missing) model
