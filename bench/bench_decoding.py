@@ -39,8 +39,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bd3lm_model", help="A2D checkpoint for BD3LM (default: the scale's SFT)")
     p.add_argument("--dataset_args", help="held-out prompts (default: the scale's SFT set)")
     p.add_argument("--num_prompts", type=int, default=32)
-    p.add_argument("--max_new_tokens", type=int, help="default: the scale's")
-    p.add_argument("--block_size", type=int, help="default: the scale's")
+    p.add_argument("--max_new_tokens", type=int, help="default: cfg.sampling.max_new_tokens")
+    p.add_argument("--block_size", type=int, help="default: cfg.sft.block_size")
     p.add_argument("--threshold", type=float, default=THRESHOLD)
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (CPU time is summed)")
@@ -135,8 +135,9 @@ def run(args: argparse.Namespace) -> list[dict]:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = tutorial.get_scale(args.scale)
-    new, block = args.max_new_tokens or cfg.max_new_tokens, args.block_size or cfg.block_size
-    test = data.load_dataset_args(args.dataset_args or cfg.sft_dataset_args)["test"]
+    new = args.max_new_tokens or cfg.sampling.max_new_tokens
+    block = args.block_size or cfg.sft.block_size  # the SFT models' blocks
+    test = data.load_dataset_args(args.dataset_args or cfg.sft.dataset_args)["test"]
     test = test.select(range(min(len(test), args.num_prompts)))
     models = load_models(args, cfg)
     prompts = data.chat_prompts(test, models["mdlm"][1])

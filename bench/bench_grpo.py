@@ -57,11 +57,11 @@ def start_model(cfg, a: argparse.Namespace):
         model = AutoModelForMaskedLM.from_pretrained(a.model_dir)
         return model, AutoTokenizer.from_pretrained(a.model_dir)
     if a.sft_dataset_args:
-        changes = {"sft_dataset_args": a.sft_dataset_args}
-        changes |= {"sft_steps": a.sft_steps} if a.sft_steps else {}
-        changes |= {"sft_max_length": a.sft_max_length} if a.sft_max_length else {}
+        sft = {"dataset_args": a.sft_dataset_args}
+        sft |= {"steps": a.sft_steps} if a.sft_steps else {}
+        sft |= {"max_length": a.sft_max_length} if a.sft_max_length else {}
         tag = re.sub(r"[^A-Za-z0-9]+", "-", a.sft_dataset_args).strip("-")
-        return tutorial.load_diffusion_model(cfg.replace(**changes), a.algo, sft=True, tag=tag)
+        return tutorial.load_diffusion_model(cfg.replace(sft=sft), a.algo, sft=True, tag=tag)
     return tutorial.load_diffusion_model(cfg, a.algo, sft=True)
 
 
@@ -80,8 +80,8 @@ def main() -> int:
         block_size=a.block_size or (8 if a.algo == "mdlm" else 4), threshold=a.threshold,
         kv_cache=a.kv_cache,
         learning_rate=a.learning_rate, lr_scheduler_type="constant", temperature=1.0, beta=0.0,
-        use_cpu=cfg.use_cpu, bf16=False, save_strategy="no", disable_tqdm=True, logging_steps=1,
-        report_to="none", seed=0,
+        use_cpu=cfg.hardware.use_cpu, bf16=False, save_strategy="no", disable_tqdm=True,
+        logging_steps=1, report_to="none", seed=0,
     )  # fmt: skip
     trainer = trainer_cls(model.train(), reward_funcs, args, train_dataset=train,
                           processing_class=tok)  # fmt: skip

@@ -25,11 +25,11 @@ SAMPLERS = {"mdlm": MDLMSampler, "bd3lm": BD3LMSampler}
 def main() -> int:
     cfg = tutorial.get_scale(os.environ.get("A2DKIT_SCALE", "smoke"))
     torch.manual_seed(0)
-    test = data.load_dataset_args(cfg.sft_dataset_args)["test"]
-    test = test.select(range(min(len(test), cfg.num_eval_examples)))
-    sampling = dict(max_new_tokens=cfg.max_new_tokens, steps=cfg.sampler_steps)
-    sampling["block_size"] = cfg.block_size
-    print(f"scale={cfg.name}: {len(test)} held-out prompts of {cfg.sft_dataset_args!r}, "
+    test = data.load_dataset_args(cfg.sft.dataset_args)["test"]
+    test = test.select(range(min(len(test), cfg.sft.num_eval_examples)))
+    sampling = dict(max_new_tokens=cfg.sampling.max_new_tokens, steps=cfg.sampling.steps)
+    sampling["block_size"] = cfg.sft.block_size  # the SFT models' blocks
+    print(f"scale={cfg.name}: {len(test)} held-out prompts of {cfg.sft.dataset_args!r}, "
           f"temperature 0, {sampling}, threshold={THRESHOLD}")  # fmt: skip
     results = {}
     for algo, sampler_cls in SAMPLERS.items():

@@ -179,7 +179,7 @@ assert tokenizer.eos_token_id is not None and tokenizer.pad_token_id is not None
 
 # %%
 test_text = "\n\n".join(plays["test"][shakespeare.TEXT_FIELD][:4])
-x = tokenizer(test_text, return_tensors="pt")["input_ids"][:, : 4 * cfg.ar_seq_len]
+x = tokenizer(test_text, return_tensors="pt")["input_ids"][:, : 4 * cfg.source.seq_len]
 x = x.view(4, -1)  # (B, L): four windows
 with torch.no_grad():
     out = model(x, labels=x)
@@ -219,10 +219,13 @@ assert change[5] > 0  # position 5 sees its own (changed) input
 # %%
 prompt = tokenizer("ROMEO:", return_tensors="pt")["input_ids"]
 generated = model.generate(
-    prompt, max_new_tokens=cfg.max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id
+    prompt,
+    max_new_tokens=cfg.sampling.max_new_tokens,
+    do_sample=False,
+    pad_token_id=tokenizer.eos_token_id,
 )
 print(tokenizer.decode(generated[0]))
-assert generated.shape[1] == prompt.shape[1] + cfg.max_new_tokens
+assert generated.shape[1] == prompt.shape[1] + cfg.sampling.max_new_tokens
 
 # %% [markdown]
 # ## Asking questions through the chat template
@@ -230,14 +233,14 @@ assert generated.shape[1] == prompt.shape[1] + cfg.max_new_tokens
 # An instruct model expects its chat template: each turn wrapped in ChatML markers
 # (`<|im_start|>user ... <|im_end|>`), then the header of the assistant's turn. Chapter 7 trains
 # the diffusion model on exactly this format, so here is what the AR model answers to a few
-# questions (greedy decoding, up to `cfg.chat_max_new_tokens` tokens). The tiny `smoke` model was
-# never taught to chat, so its answers are noise; SmolLM2 at `laptop` answers them.
+# questions (greedy decoding, up to `cfg.source.chat_max_new_tokens` tokens). The tiny `smoke`
+# model was never taught to chat, so its answers are noise; SmolLM2 at `laptop` answers them.
 
 # %%
 questions = ["What is the capital of France?", "Name a primary colour.", "What is 2 + 3?"]
 for question in questions:
     ids = encode(tokenizer, [{"role": "user", "content": question}], chat_template=True)
-    out = model.generate(torch.tensor([ids]), max_new_tokens=cfg.chat_max_new_tokens,
+    out = model.generate(torch.tensor([ids]), max_new_tokens=cfg.source.chat_max_new_tokens,
                          do_sample=False, pad_token_id=tokenizer.eos_token_id)  # fmt: skip
     answer = tokenizer.decode(out[0, len(ids) :])
     print(f"{question!r} -> {answer!r}")
@@ -261,8 +264,8 @@ assert out.shape[1] > len(ids)  # the model answered
 #
 # 1. Recompute the loss without the shift (position $i$ predicting token $i$). Why is it so
 #    much worse, and why will a diffusion model *not* need this shift (chapter 3)?
-# 2. Change `cfg.replace(ar_pretrain_steps=50)` and reload the source model: how much worse is
-#    the test loss and the sample?
+# 2. Reload the source model of `cfg.replace(source=dict(pretrain_steps=50))`: how much worse
+#    are the test loss and the sample?
 # 3. Draw `viz.build_mask("block_causal", 8, block_size=4)`. Which pairs were added to the
 #    causal mask, and what could a model trained with this mask do in one forward pass?
 #

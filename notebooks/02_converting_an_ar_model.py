@@ -259,7 +259,7 @@ del a2d64, source64, reloaded  # the float64 copies are large at `laptop`
 question = [{"role": "user", "content": "What is the capital of France?"}]
 prompt = encode(a2d_tokenizer, question, chat_template=True)
 out = MDLMSampler(a2d.eval(), a2d_tokenizer).sample(
-    [prompt], max_new_tokens=cfg.sft_max_new_tokens, steps=cfg.sft_sampler_steps
+    [prompt], max_new_tokens=cfg.sft.max_new_tokens, steps=cfg.sft.sampler_steps
 )
 print(repr(a2d_tokenizer.decode(out.sequences[0, out.gen_start : out.gen_end])))
 assert not (out.sequences == a2d_tokenizer.mask_token_id).any()  # every mask was filled

@@ -178,8 +178,8 @@ assert t_iid.min() >= 1e-3 and t_iid.max() < 1 and abs(t_iid.mean() - 0.5) < 0.0
 assert sorted(strata.tolist()) == list(range(8))
 
 # %% [markdown]
-# The picture: one packed tiny-shakespeare row ($L$ = `cfg.max_length`) noised at ten times.
-# Each row of the heatmap is one $x_t$; dark cells are masks. The fraction masked tracks
+# The picture: one packed tiny-shakespeare row ($L$ = `cfg.pretrain.max_length`) noised at ten
+# times. Each row of the heatmap is one $x_t$; dark cells are masks. The fraction masked tracks
 # $t$ (linear schedule).
 
 # %%
@@ -281,7 +281,7 @@ print("right_shift_logits:", shift)
 bound = {}
 for name, model in (("converted", a2d.eval()), ("MDLM-trained", mdlm)):
     g = torch.Generator().manual_seed(0)  # the same masks for both models
-    elbo = mdlm_elbo(model, held_out, prompt_len=int(shift), mc_num=cfg.elbo_samples,
+    elbo = mdlm_elbo(model, held_out, prompt_len=int(shift), mc_num=cfg.eval.elbo_samples,
                      right_shift_logits=shift, generator=g)  # fmt: skip
     bound[name] = -elbo.mean.mean().item() / (held_out.shape[1] - int(shift))
     print(f"{name:13s} NELBO per token {bound[name]:.3f} nats")
@@ -306,7 +306,7 @@ ax.legend()
 viz.show_source(curves.compare_inits)
 
 # %%
-runs = curves.compare_inits(cfg, max_steps=cfg.curve_steps)  # each logged every step
+runs = curves.compare_inits(cfg, max_steps=cfg.pretrain.curve_steps)  # each logged every step
 window = max(1, len(runs["ar_init"]) // 6)  # smooth over a sixth of the run
 smooth = {name: curves.moving_average(log, window) for name, log in runs.items()}
 print({name: f"{s[-1]:.3f}" for name, s in smooth.items()}, f"(window {window})")

@@ -71,19 +71,21 @@ source, _, _ = tutorial.load_source_model(cfg)  # the AR model of chapter 1: our
 MASK = tokenizer.mask_token_id
 
 # %% [markdown]
-# The prompts are the first `cfg.max_length // 4` tokens of held-out tiny-shakespeare rows,
-# one batch of `cfg.batch_size`. Every setting below continues the same prompts. The base
-# setting denoises the whole continuation as one block at `smoke`, and in semi-autoregressive
-# blocks of `cfg.sampler_block_size` at `laptop` (LLaDA; the section "Semi-autoregressive
-# blocks" compares the two). The sampler reads `right_shift_logits` from the checkpoint.
+# The prompts are the first `cfg.pretrain.max_length // 4` tokens of held-out tiny-shakespeare
+# rows, one batch of `cfg.pretrain.batch_size`. Every setting below continues the same prompts
+# with the sizes of `cfg.sampling`. The base setting denoises the whole continuation as one
+# block at `smoke`, and in semi-autoregressive blocks of `cfg.sampling.block_size` at `laptop`
+# (LLaDA; the section "Semi-autoregressive blocks" compares the two). The sampler reads
+# `right_shift_logits` from the checkpoint.
 
 # %%
 rows = curves.packed_rows(cfg, tokenizer, split="test")
-prompt_len = cfg.max_length // 4
-prompts = [r[:prompt_len] for r in rows[: cfg.batch_size]["input_ids"]]
+prompt_len = cfg.pretrain.max_length // 4
+prompts = [r[:prompt_len] for r in rows[: cfg.pretrain.batch_size]["input_ids"]]
 base = MDLMSamplerConfig(
-    max_new_tokens=cfg.max_new_tokens, block_size=cfg.sampler_block_size or cfg.max_new_tokens,
-    steps=cfg.sampler_steps, temperature=cfg.temperature,
+    max_new_tokens=cfg.sampling.max_new_tokens,
+    block_size=cfg.sampling.block_size or cfg.sampling.max_new_tokens,  # None: one block
+    steps=cfg.sampling.steps, temperature=cfg.sampling.temperature,
 )  # fmt: skip
 sampler = MDLMSampler(model, tokenizer)
 print(repr(tokenizer.decode(prompts[0])))
@@ -132,7 +134,7 @@ for text in texts:
 gen = out.sequences[:, out.gen_start :]
 assert not (gen == MASK).any()  # every mask is filled
 assert out.sequences[:, : out.gen_start].tolist() == prompts  # the prompt never changes
-assert out.nfe == cfg.sampler_steps and len(out.history) == cfg.sampler_steps + 1
+assert out.nfe == cfg.sampling.steps and len(out.history) == cfg.sampling.steps + 1
 
 # %% [markdown]
 # Is it words? `quality.known_word_rate` gives the share of the samples' words that
@@ -188,8 +190,8 @@ def judge(output):
 
 
 # %%
-span = prompt_len + cfg.max_new_tokens
-truth = torch.tensor([r[:span] for r in rows[: cfg.batch_size]["input_ids"]])  # (B, span)
+span = prompt_len + cfg.sampling.max_new_tokens
+truth = torch.tensor([r[:span] for r in rows[: cfg.pretrain.batch_size]["input_ids"]])  # (B, span)
 reference = quality.continuation_nll(source, truth, prompt_len).mean().item()
 print(f"true continuation: AR NLL {reference:.3f};  first sample: {judge(out)[0]:.3f}")
 
@@ -198,10 +200,10 @@ print(f"true continuation: AR NLL {reference:.3f};  first sample: {judge(out)[0]
 #
 # Fewer steps = more tokens committed in parallel per forward pass. Tokens decoded in the same
 # step are drawn independently of each other, so quality should fall as steps shrink. We sweep
-# halvings of `cfg.sampler_steps` for both remasking rules (at least one step per block).
+# halvings of `cfg.sampling.steps` for both remasking rules (at least one step per block).
 
 # %%
-halvings = [cfg.sampler_steps // 2**k for k in range(4)]
+halvings = [cfg.sampling.steps // 2**k for k in range(4)]
 step_grid = [steps for steps in halvings if steps >= base.num_blocks]
 sweep = {}
 for remasking in ("low_confidence", "random"):
@@ -252,15 +254,18 @@ viz.DenoisingViewer.side_by_side(
 # With `block_size < max_new_tokens` the canvas is cut into blocks, denoised left to right:
 # each block gets `steps / num_blocks` steps and sees the finished blocks before it (LLaDA's
 # semi-autoregressive sampling). Check it on the history: no token of block $b+1$ is committed
-# before block $b$ is complete.
+# before block $b$ is complete. The blocks here are `cfg.sft.block_size` long, the size the SFT
+# models of chapters 7-10 are sampled in (shorter than `max_new_tokens` at every scale).
 
 # %%
-blocks = sampler.sample(prompts, base, block_size=cfg.block_size)
+semi_ar_block = cfg.sft.block_size
+blocks = sampler.sample(prompts, base, block_size=semi_ar_block)
 canvases = torch.stack(blocks.history)[:, :, blocks.gen_start :]  # (S, B, N)
-filled = (canvases != MASK).view(len(canvases), len(prompts), -1, cfg.block_size).all(-1)
-started = (canvases != MASK).view(len(canvases), len(prompts), -1, cfg.block_size).any(-1)
+filled = (canvases != MASK).view(len(canvases), len(prompts), -1, semi_ar_block).all(-1)
+started = (canvases != MASK).view(len(canvases), len(prompts), -1, semi_ar_block).any(-1)
 assert not (started[:, :, 1:] & ~filled[:, :, :-1]).any()  # (S, B, blocks - 1)
-print(f"{cfg.max_new_tokens // cfg.block_size} blocks; AR NLL {judge(blocks)[0]:.3f}")
+n_blocks = cfg.sampling.max_new_tokens // semi_ar_block
+print(f"{n_blocks} blocks; AR NLL {judge(blocks)[0]:.3f}")
 
 # %% [markdown]
 # Block size matters most for a weak model. In one block, `low_confidence` commits the tokens
@@ -270,7 +275,7 @@ print(f"{cfg.max_new_tokens // cfg.block_size} blocks; AR NLL {judge(blocks)[0]:
 # that are real words, for a few block sizes:
 
 # %%
-for size in sorted({cfg.max_new_tokens, cfg.block_size, cfg.sampler_block_size or 8}):
+for size in sorted({cfg.sampling.max_new_tokens, semi_ar_block, cfg.sampling.block_size or 8}):
     o = sampler.sample(prompts, base, block_size=size, return_history=False)
     t = tokenizer.batch_decode(o.sequences[:, o.gen_start :], skip_special_tokens=True)
     rate, n_words = quality.known_word_rate(t, vocabulary)
@@ -321,7 +326,7 @@ for threshold in (1.0, 0.9, 0.5, 0.2, 0.1, 0.05):
     fast = sampler.sample(prompts, base, threshold=threshold)
     nfe[threshold] = fast.nfe
     print(f"threshold={threshold:<5} forward passes {fast.nfe:3d}  AR NLL {judge(fast)[0]:.3f}")
-assert nfe[1.0] == cfg.max_new_tokens
+assert nfe[1.0] == cfg.sampling.max_new_tokens
 assert min(nfe.values()) < nfe[1.0]
 
 # %% [markdown]
@@ -343,7 +348,7 @@ assert min(nfe.values()) < nfe[1.0]
 # %%
 import time
 
-blocks = dict(block_size=cfg.max_new_tokens // 4)  # 4 blocks, semi-autoregressive
+blocks = dict(block_size=cfg.sampling.max_new_tokens // 4)  # 4 blocks, semi-autoregressive
 exact = sampler.sample(prompts, base, return_history=False, **blocks)
 for kv_cache, threshold in (("none", None), ("prefix", None), ("dual", None), ("dual", 0.05)):
     start = time.process_time()

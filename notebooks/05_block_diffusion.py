@@ -72,9 +72,10 @@ from a2dkit.training.trainers import BD3LMTrainer
 torch.manual_seed(0)
 source, tokenizer, _ = tutorial.load_source_model(cfg)  # cached since chapter 1
 a2d, a2d_tokenizer, _ = convert.to_diffusion(source, copy.deepcopy(tokenizer))  # chapter 2
-tol = {"float32": 1e-4, "bfloat16": 5e-2}[cfg.dtype]  # for logits computed two ways
-print(f"scale={cfg.name}: L = max_length = {cfg.max_length}, block_size = {cfg.block_size}, "
-      f"pretraining blocks of {cfg.pretrain_block_size}")  # fmt: skip
+tol = {"float32": 1e-4, "bfloat16": 5e-2}[cfg.hardware.dtype]  # for logits computed two ways
+print(f"scale={cfg.name}: L = cfg.pretrain.max_length = {cfg.pretrain.max_length}, "
+      f"pretraining blocks of cfg.pretrain.block_size = {cfg.pretrain.block_size} "
+      f"(SFT, chapter 7: cfg.sft.block_size = {cfg.sft.block_size})")  # fmt: skip
 
 # %% [markdown]
 # ## Blocks: AR outside, diffusion inside
@@ -168,14 +169,14 @@ assert torch.equal(attention.staircase_mask(6, 1)[6:, 6:], torch.tril(torch.ones
 viz.MaskExplorer(length=8, block_size=2, kind="staircase")
 
 # %% [markdown]
-# The mask at this scale's pretraining sizes ($L$ = `cfg.max_length`, block =
-# `cfg.pretrain_block_size`):
+# The mask at this scale's pretraining sizes ($L$ = `cfg.pretrain.max_length`, block =
+# `cfg.pretrain.block_size`):
 
 # %%
 viz.plot_mask(
-    attention.staircase_mask(cfg.max_length, cfg.pretrain_block_size),
-    title=f"staircase L={cfg.max_length}, block {cfg.pretrain_block_size}",
-    split=cfg.max_length,
+    attention.staircase_mask(cfg.pretrain.max_length, cfg.pretrain.block_size),
+    title=f"staircase L={cfg.pretrain.max_length}, block {cfg.pretrain.block_size}",
+    split=cfg.pretrain.max_length,
 )
 
 # %% [markdown]
@@ -228,10 +229,10 @@ viz.show_source(BD3LMTrainer._model_inputs)
 # %%
 windows = shakespeare.load_tiny_shakespeare()["test"][shakespeare.TEXT_FIELD][:8]
 ids = a2d_tokenizer("\n\n".join(windows), return_tensors="pt")["input_ids"]
-x = ids[:, : 4 * cfg.max_length].view(4, cfg.max_length).to(cfg.device)  # (B, L) held-out
+x = ids[:, : 4 * cfg.pretrain.max_length].view(4, -1).to(cfg.device)  # (B, L) held-out
 with torch.no_grad():
     plain = a2d(x).logits  # (B, L, V), bidirectional
-    ids2, pos2, mask2 = blocks.bd3lm_inputs(x, x, block_size=cfg.max_length)
+    ids2, pos2, mask2 = blocks.bd3lm_inputs(x, x, block_size=cfg.pretrain.max_length)
     one_block = blocks.bd3lm_logits(a2d(ids2, position_ids=pos2, attention_mask=mask2).logits)
 print(f"max |difference| = {(one_block - plain).abs().max():.2e}")
 
@@ -245,7 +246,7 @@ assert torch.allclose(one_block, plain, atol=tol, rtol=tol)
 
 
 # %%
-def xt_logits(xt, x0, block_size=cfg.block_size):
+def xt_logits(xt, x0, block_size=cfg.pretrain.block_size):
     """x_t-half logits (B, L, V) of the converted model on [x_t ; x_0] (no grad)."""
     ids, pos, mask = blocks.bd3lm_inputs(xt, x0, block_size)
     with torch.no_grad():
@@ -257,7 +258,7 @@ t = masking.sample_t(len(x), generator=torch.Generator().manual_seed(0))  # (B,)
 p_mask = schedules.make_schedule("linear").p_mask(t)  # (B,) = 1 - alpha(t) = t
 xt, _ = masking.mask_tokens(x, p_mask, torch.ones_like(x, dtype=torch.bool),
                             a2d_tokenizer.mask_token_id)  # fmt: skip
-j, width = 1, cfg.block_size
+j, width = 1, cfg.pretrain.block_size
 own = slice(j * width, (j + 1) * width)
 other = torch.randint_like(x, 1, len(tokenizer))  # (B, L) random tokens
 xt2 = other.clone()
@@ -281,7 +282,7 @@ assert not torch.allclose(before, xt_logits(xt, x03)[:, own], atol=tol, rtol=tol
 # %%
 ids1, pos1, mask1 = blocks.bd3lm_inputs(xt, x, block_size=1)
 with torch.no_grad():
-    clean_half = a2d(ids1, position_ids=pos1, attention_mask=mask1).logits[:, cfg.max_length :]
+    clean_half = a2d(ids1, position_ids=pos1, attention_mask=mask1).logits[:, x.shape[1] :]
     ar_logits = source(x).logits  # (B, L, V), causal
 # a mask token the source lacked (SmolLM2) added a vocabulary row: compare the source's columns
 clean_half = clean_half[..., : ar_logits.shape[-1]]
@@ -296,11 +297,12 @@ assert torch.allclose(clean_half, ar_logits, atol=tol, rtol=tol)
 # `tutorial.load_diffusion_model(cfg, "bd3lm")` trains the converted source model with the real
 # command line (`python -m a2dkit.cli.bd3lm.pt`, dLLM's flags) once and caches
 # `checkpoint-final`; chapter 6 samples from it. At `laptop` it trains in blocks of
-# `cfg.pretrain_block_size` = 4 (the smallest block size of the BD3LM paper) with
+# `cfg.pretrain.block_size` = 4 (the smallest block size of the BD3LM paper) with
 # `--right_shift_logits True`: each block's first token is then predicted exactly as the AR model
 # predicts it (property 3 above, with the shift), and the shorter the blocks, the less of the
 # AR model a few dozen steps have to unlearn. Blocks of 16 wrote line breaks and fragments
-# after the same 60 steps ([measured](../results.md)); SFT (chapter 7) keeps `cfg.block_size`.
+# after the same 60 steps ([measured](../results.md)); SFT (chapter 7) has its own block size,
+# `cfg.sft.block_size`.
 # These are the flags of this scale's run:
 
 # %%
@@ -319,8 +321,8 @@ ax.set(xlabel="step", ylabel="train loss (NELBO / token)", title="BD3LM continua
 # %% [markdown]
 # The training loss is noisy: every step draws new times $t$. A cleaner check is the
 # Monte-Carlo ELBO on held-out text (`eval.bd3lm_elbo`, chapter 8): a lower bound on
-# $\log p(x)$, in nats, estimated with `cfg.elbo_samples` mask draws per block. Training must
-# raise it well beyond its standard error. Both models are scored as the trained checkpoint
+# $\log p(x)$, in nats, estimated with `cfg.eval.elbo_samples` mask draws per block. Training
+# must raise it well beyond its standard error. Both models are scored as the trained checkpoint
 # reads its logits (`trained_shift`: with `--right_shift_logits`, token $i$ comes from position
 # $i - 1$, and a row's first token is context).
 
@@ -332,9 +334,10 @@ print("right_shift_logits:", shift)
 
 def elbo_per_token(m):
     gen = torch.Generator().manual_seed(0)  # the same mask draws for both models
-    r = a2d_eval.bd3lm_elbo(m, x, block_size=cfg.pretrain_block_size, mc_num=cfg.elbo_samples,
-                            prompt_len=int(shift), right_shift_logits=shift,
-                            mask_token_id=a2d_tokenizer.mask_token_id, generator=gen)  # fmt: skip
+    r = a2d_eval.bd3lm_elbo(m, x, block_size=cfg.pretrain.block_size,
+                            mc_num=cfg.eval.elbo_samples, prompt_len=int(shift),
+                            right_shift_logits=shift, mask_token_id=a2d_tokenizer.mask_token_id,
+                            generator=gen)  # fmt: skip
     n = x.numel() - int(shift) * len(x)  # scored tokens
     return r.mean.sum().item() / n, r.stderr.square().sum().sqrt().item() / n
 
@@ -364,8 +367,8 @@ assert elbo_1 - elbo_0 > 3 * (se_0**2 + se_1**2) ** 0.5
 #    sub-mask is empty in each, and how many entries does each mask have?
 # 2. Break invariant 2 on purpose: replace $M_{OBC}$ with $M_{BC}$ (let noisy block $b$ see
 #    clean block $b$ too). Which assert fails, and what would a model learn from such a mask?
-# 3. Train with `cfg.replace(block_size=cfg.max_length)` (one block) and compare the held-out
-#    ELBO with chapter 3's MDLM model. Should they agree, and why?
+# 3. Train with `cfg.replace(pretrain=dict(block_size=cfg.pretrain.max_length))` (one block)
+#    and compare the held-out ELBO with chapter 3's MDLM model. Should they agree, and why?
 #
 # ## References
 #

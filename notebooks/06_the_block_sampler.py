@@ -84,11 +84,11 @@ sampler = BD3LMSampler(model, tokenizer)
 
 # %%
 config = BD3LMSamplerConfig(  # in the blocks it was trained with (chapter 5)
-    max_new_tokens=cfg.max_new_tokens, block_size=cfg.pretrain_block_size,
-    steps=cfg.sampler_steps, temperature=cfg.temperature,
+    max_new_tokens=cfg.sampling.max_new_tokens, block_size=cfg.pretrain.block_size,
+    steps=cfg.sampling.steps, temperature=cfg.sampling.temperature,
 )  # fmt: skip
-rows = curves.packed_rows(cfg, tokenizer, split="test")[: cfg.batch_size]["input_ids"]
-prompt = rows[0][: cfg.max_length // 4]  # a held-out tiny-shakespeare row, as in chapter 4
+rows = curves.packed_rows(cfg, tokenizer, split="test")[: cfg.pretrain.batch_size]["input_ids"]
+prompt = rows[0][: cfg.pretrain.max_length // 4]  # a held-out tiny-shakespeare row (chapter 4)
 print(repr(tokenizer.decode(prompt)))
 out = sampler.sample([prompt], config)
 print(f"{config.num_blocks} blocks x {config.block_steps} steps; {out.nfe} forward calls")
@@ -110,15 +110,16 @@ viz.plot_trajectory(out, tokenizer)
 
 # %% [markdown]
 # Is it words? All of chapter 4's held-out tiny-shakespeare prompts (the first
-# `cfg.max_length // 4` tokens of each row; the trajectory above continued the first),
+# `cfg.pretrain.max_length // 4` tokens of each row; the trajectory above continued the first),
 # continued block by block, and the share of the words that
 # tiny-shakespeare's training text uses (`quality.known_word_rate`). At `laptop` the notebook
 # asserts, as chapter 4 does for MDLM, that the samples are mostly real words: 60 steps of
-# right-shifted BD3LM pretraining in blocks of `cfg.pretrain_block_size` write them (the tiny
+# right-shifted BD3LM pretraining in blocks of `cfg.pretrain.block_size` write them (the tiny
 # `smoke` model is not expected to).
 
 # %%
-held_out = sampler.sample([r[: cfg.max_length // 4] for r in rows], config, return_history=False)
+prompts = [r[: cfg.pretrain.max_length // 4] for r in rows]
+held_out = sampler.sample(prompts, config, return_history=False)
 texts = tokenizer.batch_decode(held_out.sequences[:, held_out.gen_start :],
                                skip_special_tokens=True)  # fmt: skip
 for text in texts:
@@ -242,7 +243,7 @@ def run(mode, new):
 
 
 # %%
-new = 4 * cfg.max_new_tokens  # a longer generation: 4x the blocks
+new = 4 * cfg.sampling.max_new_tokens  # a longer generation: 4x the blocks
 runs = {mode: run(mode, new) for mode in ("reuse", "card")}
 for mode, (o, seconds, fed) in runs.items():
     print(f"{mode:5s}: {new / seconds:7.1f} tokens/s, {o.nfe} forward calls, {fed} tokens fed")
@@ -287,12 +288,12 @@ assert per_token[0.05] < per_token[None]  # several tokens per pass, determinist
 # A row that produces EOS is finished at the end of that block: its later blocks are padding,
 # and sampling stops as soon as every row is finished. To see EOS we need a model that ends
 # its answers: the BD3LM SFT model of chapter 7, on its chat prompts, in the blocks it was
-# trained with (`cfg.block_size`).
+# trained with (`cfg.sft.block_size`).
 
 # %%
 sft_model, sft_tokenizer = tutorial.load_diffusion_model(cfg, "bd3lm", sft=True)
-sft_config = dataclasses.replace(config, block_size=cfg.block_size)
-test = data.load_dataset_args(cfg.sft_dataset_args)["test"]
+sft_config = dataclasses.replace(config, block_size=cfg.sft.block_size)
+test = data.load_dataset_args(cfg.sft.dataset_args)["test"]
 chats = data.chat_prompts(test, sft_tokenizer)[:4]
 print("prompt lengths:", [len(p) for p in chats])
 sft_sampler = BD3LMSampler(sft_model, sft_tokenizer)
@@ -356,8 +357,8 @@ viz.DenoisingViewer(batch, sft_tokenizer, title="BD3LM, batch of chat prompts")
 # %%
 mdlm, mdlm_tokenizer = tutorial.load_diffusion_model(cfg, "mdlm")  # trained in chapter 3
 mdlm_config = MDLMSamplerConfig(
-    max_new_tokens=cfg.max_new_tokens, block_size=cfg.max_new_tokens,
-    steps=cfg.sampler_steps, temperature=cfg.temperature,
+    max_new_tokens=cfg.sampling.max_new_tokens, block_size=cfg.sampling.max_new_tokens,
+    steps=cfg.sampling.steps, temperature=cfg.sampling.temperature,
 )  # fmt: skip
 mdlm_out = MDLMSampler(mdlm, mdlm_tokenizer).sample([prompt], mdlm_config)
 bd3lm_out = sampler.sample([prompt], config)

@@ -69,19 +69,19 @@ from a2dkit.eval import exact_match
 from a2dkit.samplers import BD3LMSampler, MDLMSampler
 
 torch.manual_seed(0)
-print(f"scale={cfg.name}: SFT data {cfg.sft_dataset_args!r}, {cfg.sft_steps} steps")
+print(f"scale={cfg.name}: SFT data {cfg.sft.dataset_args!r}, {cfg.sft.steps} steps")
 
 # %% [markdown]
 # ## The instruction data
 #
-# `cfg.sft_dataset_args` uses the dLLM `--dataset_args` grammar. At `warmup` it is alpaca; at
+# `cfg.sft.dataset_args` uses the dLLM `--dataset_args` grammar. At `warmup` it is alpaca; at
 # `smoke`, offline, the kit generates its own instruction set (`a2dkit.data.synthetic`): small tasks
 # in chat format (adding, copying, reversing, sorting, picking the first or last digit), each
 # with one exact answer, and a **held-out test split** whose prompts never occur in training.
 # The smoke run picks the tasks a 160k-parameter model learns in a minute on a CPU.
 
 # %%
-raw = data.load_dataset_args(cfg.sft_dataset_args)
+raw = data.load_dataset_args(cfg.sft.dataset_args)
 train, test = raw["train"], raw["test"]
 print(raw)
 print(train[0]["messages"])
@@ -89,7 +89,7 @@ print(train[0]["messages"])
 # %%
 train_prompts = {m[0]["content"] for m in train["messages"]}
 assert not any(m[0]["content"] in train_prompts for m in test["messages"])  # held out
-assert len(test) >= cfg.num_eval_examples
+assert len(test) >= cfg.sft.num_eval_examples
 
 # %% [markdown]
 # ## From a chat to an SFT example
@@ -107,7 +107,7 @@ assert len(test) >= cfg.num_eval_examples
 # %%
 source, tokenizer, _ = tutorial.load_source_model(cfg)  # cached since chapter 1
 base, base_tok = convert.to_diffusion(copy.deepcopy(source), copy.deepcopy(tokenizer))[:2]
-example = preprocess.tokenize_sft(train[0], tokenizer, max_length=cfg.sft_max_length)
+example = preprocess.tokenize_sft(train[0], tokenizer, max_length=cfg.sft.max_length)
 ids, labels = example["input_ids"], example["labels"]
 print(tokenizer.decode(ids))
 print([(tokenizer.decode([i]), lab != -100) for i, lab in zip(ids, labels, strict=True)][-12:])
@@ -142,20 +142,22 @@ print(f"{int(masked.sum())} of {int(maskable.sum())} answer tokens masked, promp
 # BD3LM trains on $[x_t; x_0]$ under the staircase mask, which needs whole blocks. The recipe
 # pads every SFT example with **EOS up to a block multiple**; those EOS are labelled (the model
 # learns to stop inside a block) and attended. The batch is then right-padded to a block
-# multiple with ignored pad positions. This is what `a2dkit.cli.bd3lm.sft` does.
+# multiple with ignored pad positions. This is what `a2dkit.cli.bd3lm.sft` does, in blocks of
+# `cfg.sft.block_size` (SFT's own block size; chapter 5 pretrained in `cfg.pretrain.block_size`).
 
 # %%
+bs = cfg.sft.block_size
 collate = preprocess.DiffusionCollator(
-    tokenizer, pad_to_multiple_of=cfg.block_size, pad_with_eos_to_multiple=cfg.block_size
+    tokenizer, pad_to_multiple_of=bs, pad_with_eos_to_multiple=bs
 )
-rows = [preprocess.tokenize_sft(r, tokenizer, max_length=cfg.sft_max_length) for r in train]
+rows = [preprocess.tokenize_sft(r, tokenizer, max_length=cfg.sft.max_length) for r in train]
 batch = collate(rows[:4])
 print({k: tuple(v.shape) for k, v in batch.items()})
 
 # %%
-eos_added = -len(ids) % cfg.block_size  # EOS appended to example 0
+eos_added = -len(ids) % bs  # EOS appended to example 0
 row0 = batch["input_ids"][0, len(ids) : len(ids) + eos_added]
-assert batch["input_ids"].shape[1] % cfg.block_size == 0
+assert batch["input_ids"].shape[1] % bs == 0
 assert (row0 == tokenizer.eos_token_id).all()
 assert (batch["labels"][0, len(ids) : len(ids) + eos_added] == tokenizer.eos_token_id).all()
 
@@ -169,7 +171,7 @@ kind[(batch["labels"] == tokenizer.eos_token_id) & (batch["attention_mask"] == 1
 kind[batch["attention_mask"] == 0] = 3
 fig, ax = plt.subplots(figsize=(9, 2))
 ax.imshow(kind, cmap=plt.get_cmap("Accent", 4), vmin=-0.5, vmax=3.5, aspect="auto")
-for b in range(cfg.block_size, kind.shape[1], cfg.block_size):
+for b in range(bs, kind.shape[1], bs):
     ax.axvline(b - 0.5, color="k", ls=":")
 ax.set(xlabel="position", ylabel="row", title="prompt | answer | EOS pad | batch pad")
 
@@ -186,9 +188,9 @@ ax.set(xlabel="position", ylabel="row", title="prompt | answer | EOS pad | batch
 viz.show_source(exact_match.exact_match_eval)
 
 # %%
-test = test.select(range(cfg.num_eval_examples))
-sampling = dict(max_new_tokens=cfg.sft_max_new_tokens, steps=cfg.sft_sampler_steps)
-sampling["block_size"] = cfg.block_size  # MDLM: semi-autoregressive blocks; BD3LM: its blocks
+test = test.select(range(cfg.sft.num_eval_examples))
+sampling = dict(max_new_tokens=cfg.sft.max_new_tokens, steps=cfg.sft.sampler_steps)
+sampling["block_size"] = cfg.sft.block_size  # MDLM: semi-autoregressive blocks; BD3LM: its own
 before = {
     name: exact_match.exact_match_eval(base, base_tok, test, cls, **sampling)
     for name, cls in (("mdlm", MDLMSampler), ("bd3lm", BD3LMSampler))
@@ -235,7 +237,7 @@ for algo in after:
 # %%
 for algo in after:
     gain = after[algo]["accuracy"] - before[algo]["accuracy"]
-    assert gain > 0 and gain >= cfg.sft_min_gain, (algo, gain)  # SFT helps both, by a margin
+    assert gain > 0 and gain >= cfg.sft.min_gain, (algo, gain)  # SFT helps both, by a margin
 
 # %%
 for p, r in list(zip(after["bd3lm"]["predictions"], after["bd3lm"]["references"], strict=True))[:6]:

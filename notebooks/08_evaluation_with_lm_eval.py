@@ -104,9 +104,9 @@ print(repr(prompt), "->", repr(row["answer"]), f"({len(answer_ids)} answer token
 
 # %%
 gen = torch.Generator().manual_seed(0)
-res = a2d_eval.mdlm_elbo(mdlm, ids, prompt_len=len(prompt_ids), mc_num=cfg.elbo_samples,
+res = a2d_eval.mdlm_elbo(mdlm, ids, prompt_len=len(prompt_ids), mc_num=cfg.eval.elbo_samples,
                          generator=gen)  # fmt: skip
-print(f"ELBO = {res.mean:.3f} ± {res.stderr:.3f} nats from {cfg.elbo_samples} draws")
+print(f"ELBO = {res.mean:.3f} ± {res.stderr:.3f} nats from {cfg.eval.elbo_samples} draws")
 print("draws:", [round(v, 2) for v in res.samples.tolist()])
 
 # %% [markdown]
@@ -132,7 +132,7 @@ assert torch.allclose(draws, logp[answer_ids[0]].cpu().expand(4), atol=1e-5)
 # more draws, 4 times less error. The estimates must agree within their error bars.
 
 # %%
-mc_nums = [cfg.elbo_samples * 4**k for k in range(3)]
+mc_nums = [cfg.eval.elbo_samples * 4**k for k in range(3)]
 runs = {}
 for m in mc_nums:
     runs[m] = a2d_eval.mdlm_elbo(mdlm, ids, prompt_len=len(prompt_ids), mc_num=m,
@@ -166,9 +166,9 @@ print(f"time: {timed.mean:.3f} ± {timed.stderr:.3f}")
 sigma = (timed.stderr**2 + runs[m].stderr ** 2) ** 0.5
 assert abs(timed.mean - runs[m].mean) < 4 * sigma
 bd3lm, _ = models["bd3lm"]
-blocked = a2d_eval.bd3lm_elbo(bd3lm, ids, block_size=cfg.block_size, prompt_len=len(prompt_ids),
-                              mc_num=cfg.elbo_samples)  # fmt: skip
-print(f"BD3LM (block {cfg.block_size}): {blocked.mean:.3f} ± {blocked.stderr:.3f}")
+blocked = a2d_eval.bd3lm_elbo(bd3lm, ids, block_size=cfg.sft.block_size,  # its SFT blocks
+                              prompt_len=len(prompt_ids), mc_num=cfg.eval.elbo_samples)  # fmt: skip
+print(f"BD3LM (block {cfg.sft.block_size}): {blocked.mean:.3f} ± {blocked.stderr:.3f}")
 
 # %% [markdown]
 # ## Two lm-eval models: `a2d_mdlm` and `a2d_bd3lm`
@@ -211,24 +211,25 @@ print(json.dumps(tasks.synthetic_task_rows()[1]))
 # %% [markdown]
 # ## Running it with `simple_evaluate`
 #
-# The same call evaluates both models on `cfg.eval_tasks` plus the multiple-choice variant,
-# `cfg.eval_limit` documents each, with the chat template, as the published runs do.
+# The same call evaluates both models on `cfg.eval.tasks` plus the multiple-choice variant,
+# `cfg.eval.limit` documents each, with the chat template, as the published runs do.
 # Indexing lm-eval's ~10k built-in YAML files takes ~30 s, so it happens only if needed.
 
 # %%
 local = {p.stem for p in tasks.TASKS_DIR.glob("*/*.yaml")}
-task_names = [*cfg.eval_tasks, "a2dkit_synthetic_mc"]
+task_names = [*cfg.eval.tasks, "a2dkit_synthetic_mc"]
 manager = tasks.task_manager(include_defaults=not set(task_names) <= local)
-block = {"mdlm": cfg.sft_max_new_tokens, "bd3lm": cfg.block_size}  # MDLM: one block (published)
+block = {"mdlm": cfg.sft.max_new_tokens, "bd3lm": cfg.sft.block_size}  # MDLM: one (published)
 
 # %%
 results = {}
 for algo, (model, tok) in models.items():
-    args = dict(pretrained=model, tokenizer=tok, max_new_tokens=cfg.sft_max_new_tokens,
-                steps=cfg.sft_sampler_steps, block_size=block[algo], temperature=cfg.temperature,
-                mc_num=cfg.elbo_samples, device=cfg.device)  # fmt: skip
+    args = dict(pretrained=model, tokenizer=tok, max_new_tokens=cfg.sft.max_new_tokens,
+                steps=cfg.sft.sampler_steps, block_size=block[algo],
+                temperature=cfg.sampling.temperature, mc_num=cfg.eval.elbo_samples,
+                device=cfg.device)  # fmt: skip
     results[algo] = lm_eval.simple_evaluate(
-        model=f"a2d_{algo}", model_args=args, tasks=task_names, limit=cfg.eval_limit,
+        model=f"a2d_{algo}", model_args=args, tasks=task_names, limit=cfg.eval.limit,
         task_manager=manager, apply_chat_template=True, random_seed=0,
     )  # fmt: skip
     print(algo, lm_eval.utils.make_table(results[algo]), sep="\n")
@@ -253,7 +254,8 @@ assert abs(exact_match.exact_match(preds, refs) - em) < 1e-12
 context, choice = res["samples"]["a2dkit_synthetic_mc"][0]["arguments"][0]
 ctx = tokenizer(context.rstrip())["input_ids"]
 whole = tokenizer(context + choice)["input_ids"]
-mine = a2d_eval.mdlm_elbo(mdlm, torch.tensor(whole), prompt_len=len(ctx), mc_num=cfg.elbo_samples,
+mine = a2d_eval.mdlm_elbo(mdlm, torch.tensor(whole), prompt_len=len(ctx),
+                          mc_num=cfg.eval.elbo_samples,
                           generator=torch.Generator().manual_seed(0))  # fmt: skip
 logged = float(res["samples"]["a2dkit_synthetic_mc"][0]["resps"][0][0][0])
 print(f"by hand {float(mine.mean):.4f}   lm-eval {logged:.4f}")
@@ -336,7 +338,7 @@ assert proc.returncode == 0 and len(commands) == 8, proc.stderr
 #    standard error for the same `mc_num`, and why (think of $t$ close to 0)?
 # 2. Score the multiple-choice task with `mc_num=1`. How often does the accuracy change between
 #    seeds (`seed=` in `model_args`)? What does that say about `mc_num` for MMLU?
-# 3. Evaluate the MDLM model with `block_size=cfg.block_size` (semi-autoregressive blocks)
+# 3. Evaluate the MDLM model with `block_size=cfg.sft.block_size` (semi-autoregressive blocks)
 #    instead of one block. Does exact match change?
 #
 # ## References

@@ -101,12 +101,12 @@ assert loaders.keep_lang(python_reply, "python") and not loaders.keep_lang(shell
 
 # %% [markdown]
 # The mixture needs the Hugging Face Hub. At this notebook's scale the stand-in is
-# `cfg.sft_dataset_args`; at `smoke` that is the offline synthetic instruction set of chapter 7,
+# `cfg.sft.dataset_args`; at `smoke` that is the offline synthetic instruction set of chapter 7,
 # in the same chat format.
 
 # %%
-sft_data = data.load_dataset_args(cfg.sft_dataset_args)
-print(cfg.sft_dataset_args, {k: len(v) for k, v in sft_data.items()})
+sft_data = data.load_dataset_args(cfg.sft.dataset_args)
+print(cfg.sft.dataset_args, {k: len(v) for k, v in sft_data.items()})
 print(sft_data["train"][0]["messages"])
 
 # %% [markdown]
@@ -118,12 +118,13 @@ print(sft_data["train"][0]["messages"])
 # of 32).
 
 # %%
-for s in tutorial.SCALES.values():
-    print(f"{s.name:7s} b={s.batch_size:2d} g={s.gradient_accumulation_steps} "
-          f"N={s.num_nodes} G={s.gpus_per_node} -> B={s.global_batch_size}")  # fmt: skip
+for s in tutorial.SCALES.values():  # the SFT sizes (cfg.sft) on the hardware (cfg.hardware)
+    b, g, hw = s.sft.batch_size, s.sft.gradient_accumulation_steps, s.hardware
+    print(f"{s.name:7s} b={b:2d} g={g} N={hw.num_nodes} G={hw.gpus_per_node} "
+          f"-> B={s.global_batch_size}")  # fmt: skip
 
 # %%
-assert full.batch_size * full.gradient_accumulation_steps * full.world_size == 2048
+assert full.sft.batch_size * full.sft.gradient_accumulation_steps * full.world_size == 2048
 assert full.global_batch_size == 2048 and full.world_size == 64
 
 # %% [markdown]
@@ -205,7 +206,7 @@ print(f"{gpu_hours} A100-hours per model, {2 * gpu_hours} for MDLM + BD3LM")
 assert gpu_hours == 640
 
 # %%
-variants = {"Tiny-A2D": full, "Coder": full.replace(batch_size=12)}
+variants = {"Tiny-A2D": full, "Coder": full.replace(sft=dict(batch_size=12))}
 fig, ax = plt.subplots(figsize=(5, 2.5))
 ax.bar(list(variants), [v.global_batch_size for v in variants.values()], color=["C0", "C1"])
 ax.set(ylabel="sequences per optimizer step", title="global batch B = b·g·N·G")
@@ -270,7 +271,7 @@ shutil.rmtree(run_dir, ignore_errors=True)
 flags = ["--model_name_or_path", str(converted), "--output_dir", str(run_dir),
          *cfg.cli_flags("bd3lm", sft=True, max_steps=CHAIN_STEPS), "--eval_strategy", "no",
          "--save_steps", "0.5",
-         "--use_cpu", str(cfg.use_cpu), "--disable_tqdm", "True",
+         "--use_cpu", str(cfg.hardware.use_cpu), "--disable_tqdm", "True",
          "--resume_from_checkpoint", "auto"]  # fmt: skip
 stop = out / "stop"
 stop.touch()
@@ -330,9 +331,9 @@ ax.legend()
 # %%
 model = AutoModelForMaskedLM.from_pretrained(run_dir / "checkpoint-final").to(cfg.device).eval()
 tok = AutoTokenizer.from_pretrained(run_dir / "checkpoint-final")
-test = sft_data["test"].select(range(min(cfg.num_eval_examples, len(sft_data["test"]))))
-sampling = dict(max_new_tokens=cfg.sft_max_new_tokens, steps=cfg.sft_sampler_steps,
-                block_size=cfg.block_size)  # fmt: skip
+test = sft_data["test"].select(range(min(cfg.sft.num_eval_examples, len(sft_data["test"]))))
+sampling = dict(max_new_tokens=cfg.sft.max_new_tokens, steps=cfg.sft.sampler_steps,
+                block_size=cfg.sft.block_size)  # fmt: skip
 sample = BD3LMSampler(model, tok).sample(data.chat_prompts(test.select([0]), tok), **sampling)
 viz.plot_trajectory(sample.history, tok)
 

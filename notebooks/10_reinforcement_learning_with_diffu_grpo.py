@@ -139,24 +139,24 @@ assert rewards.REWARDS["digit_answer"](digits) == [1.0, 0.0]
 # a chat prompt plus the columns the rewards read. The rewards are the scale's:
 
 # %%
-print("dataset:", cfg.grpo_dataset, " rewards:", cfg.grpo_rewards)
-reward_funcs = rewards.get_rewards(cfg.grpo_rewards)
-train = tasks.load_task(cfg.grpo_dataset, "train", 256, seed=0)
-test = tasks.load_task(cfg.grpo_dataset, "test", 32, seed=0)
+print("dataset:", cfg.grpo.dataset, " rewards:", cfg.grpo.rewards)
+reward_funcs = rewards.get_rewards(cfg.grpo.rewards)
+train = tasks.load_task(cfg.grpo.dataset, "train", 256, seed=0)
+test = tasks.load_task(cfg.grpo.dataset, "test", 32, seed=0)
 print(train[0]["prompt"], train[0].get("answer"))
 
 # %% [markdown]
 # RL needs a model that sometimes gets it right: a group whose rewards are all equal has zero
 # advantage and teaches nothing. d1 starts from an SFT'd model; here we start from a **short**
-# SFT (`cfg.grpo_sft_steps` steps of chapter 7's recipe, at `cfg.grpo_sft_learning_rate`). At
+# SFT (`cfg.grpo.sft_steps` steps of chapter 7's recipe, at `cfg.grpo.sft_learning_rate`). At
 # `smoke` that leaves the two algorithms in different places: the short MDLM SFT mostly ends its
 # turn at once (its rows are EOS-filled, chapter 7, and EOS is what it learns first), while the
 # BD3LM one already answers with one digit, but rarely the right one.
 
 # %%
-start_cfg = cfg.replace(sft_learning_rate=cfg.grpo_sft_learning_rate)
+start_cfg = cfg.replace(sft=dict(learning_rate=cfg.grpo.sft_learning_rate))
 start = {
-    algo: tutorial.load_diffusion_model(start_cfg, algo, sft=True, max_steps=cfg.grpo_sft_steps)
+    algo: tutorial.load_diffusion_model(start_cfg, algo, sft=True, max_steps=cfg.grpo.sft_steps)
     for algo in TRAINERS
 }
 args = {algo: cfg.grpo_args(algo, cfg.output_dir(f"{algo}-grpo")) for algo in TRAINERS}
@@ -171,7 +171,7 @@ print({k: getattr(args["mdlm"], k) for k in ("learning_rate", "num_generations",
 # %%
 def evaluate(algo: str, model, tok) -> dict:
     sampler_config = TRAINERS[algo].sampler_config_class(
-        max_new_tokens=cfg.grpo_max_new_tokens, steps=cfg.grpo_max_new_tokens,
+        max_new_tokens=cfg.grpo.max_new_tokens, steps=cfg.grpo.max_new_tokens,
         block_size=args[algo].block_size, temperature=0.0,
     )  # fmt: skip
     return curves.held_out_reward(model, tok, SAMPLERS[algo], test, reward_funcs, sampler_config)
@@ -202,7 +202,7 @@ for algo, trainer_cls in TRAINERS.items():
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharey=True)
 for ax, (algo, log) in zip(axes, logs.items(), strict=True):
-    for name in cfg.grpo_rewards:
+    for name in cfg.grpo.rewards:
         ax.plot(curves.logged(log, f"rewards/{name}/mean"), label=name, alpha=0.8)
     ax.set(title=f"{algo}: mean reward of each step's completions", xlabel="GRPO step")
 axes[0].set_ylabel("reward")
@@ -266,7 +266,7 @@ warmup = tutorial.get_scale("warmup")
 for algo in TRAINERS:
     print(f"accelerate launch --config_file a2dkit/accelerate_configs/zero2.yaml "
           f"-m a2dkit.cli.{algo}.grpo \\\n  --model_name_or_path "
-          f"dllm-hub/Qwen3-0.6B-diffusion-{algo}-v0.1 --dataset {warmup.grpo_dataset} \\\n"
+          f"dllm-hub/Qwen3-0.6B-diffusion-{algo}-v0.1 --dataset {warmup.grpo.dataset} \\\n"
           f"  --lora_r 128 --lora_alpha 64 --num_generations 6 --num_iterations 12 "
           f"--beta 0.04 --epsilon 0.5 --p_mask_prompt 0.15 \\\n  --max_completion_length 256 "
           f"--steps 128 --block_size 32 --learning_rate 3e-6 --bf16 True "

