@@ -1,9 +1,11 @@
 """Shared entry of ``a2dkit.cli.{mdlm,bd3lm}.grpo``: diffu-GRPO with dLLM's flags.
 
-Run (dLLM's 1-GPU quick test; add ``--lora_r 128 --lora_alpha 64`` and zero2 for 8 GPUs):
+Run (dLLM's 1-GPU quick test; add ``--lora_r 128 --lora_alpha 64`` and zero2 for 8 GPUs)::
+
     accelerate launch --config_file a2dkit/accelerate_configs/ddp.yaml -m a2dkit.cli.mdlm.grpo \
         --model_name_or_path dllm-hub/Qwen3-0.6B-diffusion-mdlm-v0.1 --dataset gsm8k \
         --max_steps 50 --output_dir models/a2d/Qwen3-0.6B/mdlm/grpo
+
 References: d1 arXiv 2504.12216 (diffu-GRPO); GRPO arXiv 2402.03300; dLLM examples/rl/grpo.
 """
 

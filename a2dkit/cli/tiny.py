@@ -15,7 +15,8 @@ from a2dkit.tutorial.tiny import TinyARArguments, build_tiny_ar
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: parse :class:`TinyARArguments`, build (or reuse) the checkpoint, print the result."""
+    """Parse :class:`~a2dkit.tutorial.tiny.TinyARArguments`, build (or reuse) the checkpoint,
+    print the result."""
     (args,) = HfArgumentParser(TinyARArguments).parse_args_into_dataclasses(args=argv)
     result = build_tiny_ar(args)
     hidden = ("log", "args", "corpus_sha256")

@@ -204,8 +204,8 @@ def load_tiny_shakespeare(
     """``Trelis/tiny-shakespeare`` as a ``DatasetDict`` (splits train/test, text column ``Text``).
 
     Args:
-        cache_dir: root of the offline copy (default :func:`cache_dir`); the copy lives in
-            ``<cache_dir>/tiny_shakespeare-v<CORPUS_VERSION>`` and is built there once.
+        cache_dir: root of the offline copy (default :func:`a2dkit._env.cache_dir`); the copy
+            lives in ``<cache_dir>/tiny_shakespeare-v<CORPUS_VERSION>`` and is built there once.
         offline: ``True`` never contacts the Hub; ``False`` tries the Hub first; ``None`` means
             offline if ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` is set, else try the Hub.
             A failed Hub load falls back to the offline copy.

@@ -144,7 +144,7 @@ def bd3lm_completion_logits(
     p_mask_prompt: float = 0.0,
     cfg_scale: float = 0.0,
 ) -> torch.Tensor:
-    """Per block b: logits of p_θ(o^b | q', o^{<b}, mask^{|b|}), all blocks in one staircase pass.
+    """Per block b: logits of ``p_θ(o^b | q', o^{<b}, mask^{|b|})``, all blocks in one pass.
 
     BD3LM (arXiv 2503.09573, Eq. 3) factorises log p(x) = Σ_b log p(x^b | x^{<b}); each block's
     term is estimated at t = 1 (fully masked block), the state in which the block sampler starts

@@ -52,7 +52,8 @@ def _reference_is_a_copy(policy: torch.nn.Module):
 
 
 class MDLMGRPOTrainer(GRPOTrainer):
-    """diffu-GRPO for an MDLM A2D model; ``args`` must be a :class:`DiffuGRPOConfig`.
+    """diffu-GRPO for an MDLM A2D model; ``args`` must be a
+    :class:`~a2dkit.grpo.config.DiffuGRPOConfig`.
 
     Args: as ``trl.GRPOTrainer`` (pass the tokenizer, with its mask token, as ``processing_class``).
     """

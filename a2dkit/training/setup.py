@@ -1,7 +1,7 @@
 """What a training entry point prepares before ``Trainer.train``: the model (converted in memory
 when it is AR), the checked flags, the tokenised splits, the collator and the output directory.
 
-References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; dLLM examples/a2d/*/{pt,sft}.py.
+References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; dLLM ``examples/a2d/*/{pt,sft}.py``.
 """
 
 from __future__ import annotations
