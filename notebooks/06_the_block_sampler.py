@@ -226,7 +226,7 @@ for blocks in (4, 16, 64):
 # block, cache deep-copied per step) and changes nothing else, so the two can be timed on the
 # same model, prompt and machine. That the default sampler gives the card's exact tokens is
 # tested separately, against an independent re-implementation of the card's `generate`, on a
-# tiny model of every supported family (`tests/test_samplers.py`).
+# tiny model of every supported family (`tests/samplers/test_samplers.py`).
 
 
 # %%
