@@ -118,23 +118,37 @@ def _forward_logits(model, xt, x0, valid, block_size: int | None, shift: bool) -
     return blocks.bd3lm_logits(logits)  # (S, L, V)
 
 
+@dataclass(frozen=True)
+class _ELBOOptions:
+    """The Monte-Carlo options of one ELBO call, checked and resolved once (see ``mdlm_elbo``)."""
+
+    mask_token_id: int
+    mc_num: int
+    estimator: str
+    schedule: Schedule | None
+    eps: float
+    batch_size: int
+    right_shift_logits: bool
+    generator: torch.Generator | None
+
+
 @torch.no_grad()
-def _elbo_row(model, x0, target, valid, block_size, opts: dict) -> torch.Tensor:
+def _elbo_row(model, x0, target, valid, block_size, opts: _ELBOOptions) -> torch.Tensor:
     """(mc_num,) float64 ELBO draws for one sequence x0 (L,)."""
     device = next(model.parameters()).device
     seq_len = x0.numel()
     block_ids = torch.arange(seq_len) // (block_size or seq_len)  # (L,)
     masked, weight = sample_masks(
-        target, block_ids, opts["mc_num"], estimator=opts["estimator"],
-        schedule=opts["schedule"], eps=opts["eps"], generator=opts["generator"],
+        target, block_ids, opts.mc_num, estimator=opts.estimator,
+        schedule=opts.schedule, eps=opts.eps, generator=opts.generator,
     )  # fmt: skip
     x0, valid = x0.to(device), valid.to(device)
     draws = []
-    chunks = zip(masked.split(opts["batch_size"]), weight.split(opts["batch_size"]), strict=True)
+    chunks = zip(masked.split(opts.batch_size), weight.split(opts.batch_size), strict=True)
     for m, w in chunks:
         m, w = m.to(device), w.to(device)
-        xt = torch.where(m, opts["mask_token_id"], x0[None])  # (S, L)
-        logits = _forward_logits(model, xt, x0, valid, block_size, opts["right_shift_logits"])
+        xt = torch.where(m, opts.mask_token_id, x0[None])  # (S, L)
+        logits = _forward_logits(model, xt, x0, valid, block_size, opts.right_shift_logits)
         nll = losses.masked_nll(logits, x0[None].expand_as(xt), m).double()  # (S, L)
         # ELBO draw: -Σ_blocks weight_b Σ_{masked i in b} CE_i (where(): no 0 * inf)
         draws.append(-torch.where(m, nll * w, torch.zeros_like(nll)).sum(1).cpu())
@@ -181,14 +195,16 @@ def _prepare(input_ids, target_mask, prompt_len, attention_mask):
     return x0, target & valid, valid, squeeze
 
 
-def _elbo(model, input_ids, block_size, *, target_mask, prompt_len, attention_mask, **opts):
-    _check_options(opts["mc_num"], opts["batch_size"], opts["estimator"], opts["eps"])
-    opts["mask_token_id"] = _resolve_mask_token_id(model, opts["mask_token_id"])
+def _elbo(model, input_ids, block_size, *, target_mask, prompt_len, attention_mask, **options):
+    _check_options(options["mc_num"], options["batch_size"], options["estimator"], options["eps"])
+    shift = options.pop("right_shift_logits")
+    opts = _ELBOOptions(
+        **options | dict(mask_token_id=_resolve_mask_token_id(model, options["mask_token_id"])),
+        right_shift_logits=trained_shift(model) if shift is None else shift,  # None: as trained
+    )
     x0, target, valid, squeeze = _prepare(input_ids, target_mask, prompt_len, attention_mask)
-    if opts["right_shift_logits"] is None:  # as the checkpoint was trained
-        opts["right_shift_logits"] = trained_shift(model)
     first = valid.int().argmax(dim=1, keepdim=True)  # (B, 1) first real column of each row
-    if opts["right_shift_logits"] and target.gather(1, first).any():
+    if opts.right_shift_logits and target.gather(1, first).any():
         raise ValueError(
             "right_shift_logits=True scores token i with the logits of i - 1, so a row's first "
             "token cannot be a target; start the targets at prompt_len >= 1 (e.g. after BOS)"

@@ -145,11 +145,9 @@ def static_refusals(config: PretrainedConfig) -> list[tuple[str, str]]:
         return [(ENCODER_ONLY, REASONS_TEXT[ENCODER_ONLY])]
     if mt in _RECURRENT:
         return [(RECURRENT, REASONS_TEXT[RECURRENT])]
-    if mt not in configuration_auto.CONFIG_MAPPING_NAMES or getattr(config, "auto_map", None):
-        if type(config).__module__.startswith("transformers."):
-            pass  # a transformers class that merely carries an auto_map
-        else:
-            return [(REMOTE_CODE, REASONS_TEXT[REMOTE_CODE])]
+    foreign = mt not in configuration_auto.CONFIG_MAPPING_NAMES or getattr(config, "auto_map", None)
+    if foreign and not type(config).__module__.startswith("transformers."):  # (a transformers
+        return [(REMOTE_CODE, REASONS_TEXT[REMOTE_CODE])]  # class may merely carry an auto_map)
     if mt not in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         return [(NO_CAUSAL_LM, REASONS_TEXT[NO_CAUSAL_LM])]
     modal = [
