@@ -1,10 +1,20 @@
 """Evaluation: Monte-Carlo ELBO likelihoods (``elbo``), exact match on held-out chat rows
-(``exact_match``), sample quality (``quality``), and lm-eval's ``a2d_mdlm`` / ``a2d_bd3lm``
+(``exact_match``), agreement with the source model's answers (``agreement``: chrF), sample quality
+(``quality``), and lm-eval's ``a2d_mdlm`` / ``a2d_bd3lm``
 models (``harness``, imported on its own: it needs lm_eval). ``python -m a2dkit.eval`` runs lm-eval.
 
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; LLaDA arXiv 2502.09992 (estimator).
 """
 
+from a2dkit.eval.agreement import chrf, sentence_chrf
 from a2dkit.eval.elbo import ESTIMATORS, ELBOResult, bd3lm_elbo, mdlm_elbo, sample_masks
 
-__all__ = ["ESTIMATORS", "ELBOResult", "sample_masks", "mdlm_elbo", "bd3lm_elbo"]
+__all__ = [
+    "ESTIMATORS",
+    "ELBOResult",
+    "sample_masks",
+    "mdlm_elbo",
+    "bd3lm_elbo",
+    "chrf",
+    "sentence_chrf",
+]
