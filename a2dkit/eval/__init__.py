@@ -1,6 +1,6 @@
 """Evaluation: Monte-Carlo ELBO likelihoods (``elbo``), exact match on held-out chat rows
-(``exact_match``), agreement with the source model's answers (``agreement``: chrF), sample quality
-(``quality``), and lm-eval's ``a2d_mdlm`` / ``a2d_bd3lm``
+(``exact_match``), agreement with the source model's answers (``agreement``: chrF) and likelihood against it
+(``retention``), sample quality (``quality``), and lm-eval's ``a2d_mdlm`` / ``a2d_bd3lm``
 models (``harness``, imported on its own: it needs lm_eval). ``python -m a2dkit.eval`` runs lm-eval.
 
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; LLaDA arXiv 2502.09992 (estimator).
@@ -8,6 +8,7 @@ References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; LLaDA arXiv 2502.0999
 
 from a2dkit.eval.agreement import chrf, sentence_chrf
 from a2dkit.eval.elbo import ESTIMATORS, ELBOResult, bd3lm_elbo, mdlm_elbo, sample_masks
+from a2dkit.eval.retention import LikelihoodGap, likelihood_gap
 
 __all__ = [
     "ESTIMATORS",
@@ -17,4 +18,6 @@ __all__ = [
     "bd3lm_elbo",
     "chrf",
     "sentence_chrf",
+    "LikelihoodGap",
+    "likelihood_gap",
 ]
