@@ -1,7 +1,8 @@
 """Evaluation: Monte-Carlo ELBO likelihoods (``elbo``), exact match on held-out chat rows
 (``exact_match``), a converted model against its source (``agreement``: chrF of the answers;
-``retention``: likelihood on the same tokens), sample quality (``quality``), and lm-eval's
-``a2d_mdlm`` / ``a2d_bd3lm`` models (``harness``, imported on its own: it needs lm_eval).
+``retention``: likelihood on the same tokens), HumanEval offline (``humaneval``, run in
+``sandbox``), sample quality (``quality``), and lm-eval's ``a2d_mdlm`` / ``a2d_bd3lm`` models
+(``harness``, imported on its own: it needs lm_eval).
 ``python -m a2dkit.eval`` runs lm-eval.
 
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; LLaDA arXiv 2502.09992 (estimator).

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from a2dkit.data.synthetic import STOP_STRINGS
-from a2dkit.grpo.sandbox import run_python
+from a2dkit.eval.sandbox import run_python
 
 __all__ = [
     "REWARDS",

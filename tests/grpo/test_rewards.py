@@ -7,8 +7,8 @@ import time
 import pytest
 
 from a2dkit.data import puzzles
+from a2dkit.eval.sandbox import run_python
 from a2dkit.grpo import rewards, tasks
-from a2dkit.grpo.sandbox import run_python
 
 R = rewards.REWARDS
 
