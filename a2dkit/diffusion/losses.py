@@ -22,6 +22,7 @@ __all__ = [
     "loss_weights",
     "loss_denominator",
     "mdlm_loss",
+    "next_token_nll",
 ]
 
 NORM_TYPES = ("token", "sequence", "batch")
@@ -171,3 +172,24 @@ def mdlm_loss(
     denom = loss_denominator(maskable, norm_type) if num_items is None else num_items
     denom = torch.as_tensor(denom, dtype=nll.dtype, device=nll.device)
     return numerator / denom.clamp(min=1.0)
+
+
+def next_token_nll(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100):
+    """Summed causal next-token cross-entropy: Σ_i CE(logits_{i-1}, x_i) over labelled i >= 1.
+
+    The AR term of the joint AR + diffusion loss (Nemotron-Labs-Diffusion; I-DLM arXiv 2604.11035):
+    the same weights, run under a causal mask, scored as the source AR model was trained.
+
+    Args:
+        logits: (B, L, V) of a causal forward; labels: (B, L) long, ``ignore_index`` = unscored.
+
+    Returns:
+        () float32 (float64 kept) sum over the scored tokens.
+    """
+    if logits.dim() != 3 or logits.shape[:2] != labels.shape:
+        raise ValueError(f"logits (B, L, V) and labels (B, L) disagree: {tuple(logits.shape)}, "
+                         f"{tuple(labels.shape)}")  # fmt: skip
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    pred, target = logits[:, :-1].to(dtype), labels[:, 1:]  # (B, L-1, V), (B, L-1)
+    return F.cross_entropy(pred.flatten(0, 1), target.flatten(), ignore_index=ignore_index,
+                           reduction="sum")  # fmt: skip

@@ -105,6 +105,11 @@ class MDLMConfig(TrainingArguments):
         default="linear", metadata={"help": f"noise schedule alpha(t): {tuple(SCHEDULES)}"}
     )
     antithetic_t: bool = field(default=False, metadata={"help": "stratified t within a batch"})
+    # joint AR + diffusion loss (Nemotron-Labs-Diffusion; I-DLM arXiv 2604.11035): L + α · L_AR
+    ar_loss_weight: float = field(
+        default=0.0,
+        metadata={"help": "α: add α x the causal next-token loss of the same weights (0: off)"},
+    )
     learning_rate: float = 1e-4
     logging_steps: float = 10
     overwrite_output_dir: bool = field(
@@ -122,6 +127,11 @@ class MDLMConfig(TrainingArguments):
         check_choice("loss_weight_type", self.loss_weight_type, LOSS_WEIGHT_TYPES)
         check_choice("loss_norm_type", self.loss_norm_type, NORM_TYPES)
         check_choice("alpha_schedule", self.alpha_schedule, tuple(SCHEDULES))
+        if not self.ar_loss_weight >= 0 or self.ar_loss_weight == float("inf"):  # nan too
+            raise ValueError(
+                f"ar_loss_weight={self.ar_loss_weight} must be a finite number >= 0 "
+                "(0 turns the joint AR loss off; Nemotron-Labs-Diffusion's ratio is 1 / 0.3)"
+            )
         checkpoints.check_resume_value(self.resume_from_checkpoint)
         if self.max_steps <= 0 and not self.num_train_epochs > 0:  # also catches nan
             raise ValueError(

@@ -71,6 +71,7 @@ class MDLMTrainer(ResumableTrainerMixin, Trainer):
         self.mask_token_id = mask_token_id(self.model, self.processing_class)
         # saved with every checkpoint, so samplers and ELBOs read logits as they were trained
         self.model.config.right_shift_logits = bool(self.args.right_shift_logits)
+        self.model.config.ar_loss_weight = float(self.args.ar_loss_weight)  # > 0: runs as AR too
         self.add_callback(_PerRankNoise())
 
     def sample_noise(
@@ -125,10 +126,28 @@ class MDLMTrainer(ResumableTrainerMixin, Trainer):
             right_shift_logits=False,  # _scored_logits has shifted them
             num_items=num_items_in_batch,
         )
+        # === 5b. Joint AR + diffusion loss: + α · causal next-token CE of the same weights ===
+        if self.args.ar_loss_weight:
+            ar = self._ar_nll(model, x0, inputs["labels"], inputs.get("attention_mask"))
+            denominator = num_items_in_batch
+            if denominator is None:
+                denominator = losses.loss_denominator(maskable, self.args.loss_norm_type)
+            loss = loss + self.args.ar_loss_weight * ar / denominator  # normalised like the NELBO
         # === 6. Ranks' gradients are averaged, but the denominator was summed over ranks ===
         if num_items_in_batch is not None and self._denominator_spans_ranks():
             loss = loss * self.args.world_size
         return (loss, {"logits": logits}) if return_outputs else loss
+
+    def _ar_nll(
+        self, model, x0: torch.Tensor, labels: torch.Tensor, attention_mask
+    ) -> torch.Tensor:
+        """Summed next-token NLL of the labelled tokens under a causal mask (the AR mode)."""
+        valid = torch.ones_like(x0, dtype=torch.bool) if attention_mask is None else attention_mask
+        valid = valid.bool()
+        causal = attention.block_causal_mask(valid, 1)  # (B, 1, L, L): blocks of 1 = causal
+        position_ids = attention.padding_position_ids(valid)  # (B, L)
+        logits = model(input_ids=x0, attention_mask=causal, position_ids=position_ids).logits
+        return losses.next_token_nll(logits, labels)
 
     def _scored_logits(self, logits: torch.Tensor, seq_len: int) -> torch.Tensor:
         """(B, L, V) logits that score x_t token i: column i, or i - 1 when right-shifted."""
