@@ -14,7 +14,7 @@ from a2dkit.models.conventions import (
     trained_shift,
 )
 from a2dkit.models.families import UnsupportedModelError
-from a2dkit.models.forward import A2DCache, A2DForwardMixin, a2d_cache
+from a2dkit.models.forward import A2DCache, A2DForwardMixin, a2d_cache, causal_mode
 from a2dkit.models.loading import load_config, load_tokenizer
 from a2dkit.models.registry import register, register_all, to_a2d_model
 
@@ -25,6 +25,7 @@ __all__ = [
     "A2DForwardMixin",
     "UnsupportedModelError",
     "a2d_cache",
+    "causal_mode",
     "check_attention_implementation",
     "load_config",
     "load_tokenizer",

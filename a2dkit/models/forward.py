@@ -10,6 +10,8 @@ References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; dLLM A2D (model_type 
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from transformers import DynamicCache
 
@@ -21,7 +23,7 @@ from a2dkit.diffusion.attention import (
 from a2dkit.models.conventions import check_attention_implementation
 from a2dkit.models.families import SLIDING, sliding_window
 
-__all__ = ["A2DCache", "a2d_cache", "A2DForwardMixin"]
+__all__ = ["A2DCache", "a2d_cache", "A2DForwardMixin", "causal_mode"]
 
 
 class A2DCache(DynamicCache):
@@ -82,6 +84,15 @@ def _normalise_mask(mask, position_ids, batch: int, q_len: int, past: int, devic
     return mask, position_ids
 
 
+def _causal_mask(mask, batch: int, q_len: int, past: int, device) -> torch.Tensor:
+    """(B, 1, Q, K) bool: query ``past + q`` sees the real keys at or before it (the AR mask)."""
+    keys = mask.bool() if mask is not None else torch.ones(batch, past + q_len, dtype=torch.bool,
+                                                            device=device)  # fmt: skip
+    query_pos = past + torch.arange(q_len, device=device)  # (Q,)
+    before = torch.arange(keys.shape[1], device=device)[None] <= query_pos[:, None]  # (Q, K)
+    return (before[None] & keys[:, None, :])[:, None]  # (B, 1, Q, K)
+
+
 def _window_masks(mask, keys: torch.Tensor, position_ids, window: int, dtype, layer_types):
     """{layer type: additive (B, 1, Q, K) mask}: sliding layers see keys within the window.
 
@@ -108,6 +119,8 @@ class A2DForwardMixin:
       layers (a dict keyed by layer type), by position so BD3LM's ``[x_t ; x_0]`` halves keep it.
     """
 
+    a2d_causal = False  # True inside causal_mode(): None / 2-D masks become the AR mask
+
     def __init__(self, config, *args, **kwargs):
         super().__init__(config, *args, **kwargs)
         for module in self.modules():  # sdpa falls back to module.is_causal when a layer
@@ -125,6 +138,12 @@ class A2DForwardMixin:
         if window is not None:
             _check_full_cache(cache)
         past = cache.get_seq_length() if cache is not None else 0
+        if self.a2d_causal and (attention_mask is None or attention_mask.dim() == 2):
+            if position_ids is None:  # positions skip left padding, as the source's generate
+                keys = attention_mask if attention_mask is not None else torch.ones(
+                    batch, past + q_len, dtype=torch.bool, device=ref.device)  # fmt: skip
+                position_ids = padding_position_ids(keys)[:, -q_len:]  # (B, Q)
+            attention_mask = _causal_mask(attention_mask, batch, q_len, past, ref.device)
         mask, position_ids = _normalise_mask(
             attention_mask, position_ids, batch, q_len, past, ref.device, window is not None
         )
@@ -141,3 +160,24 @@ class A2DForwardMixin:
         if isinstance(cache, A2DCache):  # the positions of every key the cache now holds
             cache.key_positions = _key_positions(prev, past, position_ids)
         return out
+
+
+@contextlib.contextmanager
+def causal_mode(model: torch.nn.Module):
+    """Run an A2D model as an AR model: a missing or 2-D padding mask becomes the causal one, so
+    ``model.generate`` decodes left to right (a checkpoint trained with the joint AR loss,
+    ``--ar_loss_weight``, is meant for it; a fresh conversion reproduces its source exactly).
+    Explicit 4-D masks pass unchanged. Sliding-window families are refused (their window needs
+    the A2D cache, which ``generate`` does not build)."""
+    if not isinstance(model, A2DForwardMixin):
+        raise TypeError(f"causal_mode needs an A2D model, got {type(model).__name__}")
+    if sliding_window(model.config) is not None:
+        raise ValueError(
+            f"causal_mode: model_type={model.config.model_type!r} has a sliding window, which "
+            "generate's cache cannot keep; sample it with the a2dkit samplers instead"
+        )
+    previous, model.a2d_causal = model.a2d_causal, True
+    try:
+        yield model
+    finally:
+        model.a2d_causal = previous
