@@ -1,6 +1,7 @@
 """Samplers for A2D models: MDLM (LLaDA-style, semi-autoregressive blocks, optional Fast-dLLM
 prefix / dual KV caches) and BD3LM (block diffusion with a KV cache); both denoise with
-``a2dkit.diffusion.denoise``. ``threshold``: Fast-dLLM decoding.
+``a2dkit.diffusion.denoise``. ``threshold``: Fast-dLLM decoding. ``speculative``: a drafter's
+blocks verified by an AR model, losslessly.
 
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; LLaDA arXiv 2502.09992; Fast-dLLM
 arXiv 2505.22618.
@@ -10,6 +11,7 @@ from a2dkit.samplers.base import BaseSampler, SamplerConfig, SamplerOutput, head
 from a2dkit.samplers.bd3lm import KV_CACHE_MODES, BD3LMSampler, BD3LMSamplerConfig
 from a2dkit.samplers.mdlm import MDLM_KV_CACHE_MODES, MDLMSampler, MDLMSamplerConfig
 from a2dkit.samplers.prompts import completion, encode
+from a2dkit.samplers.speculative import SpeculativeStats, sampler_drafter, speculative_greedy
 
 __all__ = [
     "SamplerOutput",
@@ -24,4 +26,7 @@ __all__ = [
     "head_logits",
     "encode",
     "completion",
+    "SpeculativeStats",
+    "sampler_drafter",
+    "speculative_greedy",
 ]

@@ -1,0 +1,77 @@
+"""Speculative decoding is lossless: its output is the verifier's greedy decoding, whatever the
+drafter proposes (float64, tiny models); perfect drafts are all accepted."""
+
+import copy
+
+import pytest
+import torch
+from conftest import make_tiny_ar
+
+from a2dkit import convert
+from a2dkit.models import causal_mode
+from a2dkit.samplers import BD3LMSampler, MDLMSampler
+from a2dkit.samplers.speculative import SpeculativeStats, sampler_drafter, speculative_greedy
+
+PROMPTS = [[5, 17, 42], [8, 99, 23, 61, 7, 30], [11]]
+
+
+@pytest.fixture(scope="module")
+def pair(small_tokenizer):
+    tok = copy.deepcopy(small_tokenizer)
+    source = make_tiny_ar("qwen3", tok).double().eval()
+    a2d, tok, _ = convert.to_diffusion(copy.deepcopy(source), tok)
+    return source, a2d.double().eval(), tok
+
+
+def _greedy(model, prompt, n, eos=None):
+    out = model.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False,
+                         eos_token_id=eos, pad_token_id=0)  # fmt: skip
+    return out[0, len(prompt) :].tolist()
+
+
+@pytest.mark.parametrize("sampler_cls", [MDLMSampler, BD3LMSampler])
+def test_the_output_is_the_verifiers_greedy_decoding(pair, sampler_cls):
+    source, a2d, tok = pair
+    stats = SpeculativeStats()
+    drafter = sampler_drafter(sampler_cls(a2d, tok), stats)
+    for prompt in PROMPTS:
+        got = speculative_greedy(source, drafter, prompt, 10, draft_length=4, stats=stats)
+        assert got == _greedy(source, prompt, 10)
+    assert stats.drafter_forwards > 0 and stats.tokens == 30
+    assert sum(stats.accepted.values()) <= stats.verifier_forwards
+
+
+def test_generation_stops_at_the_verifiers_eos(pair):
+    source, a2d, tok = pair
+    free = _greedy(source, PROMPTS[1], 10)
+    eos = free[4]  # a token the verifier emits: call it EOS
+    drafter = sampler_drafter(BD3LMSampler(a2d, tok))
+    got = speculative_greedy(source, drafter, PROMPTS[1], 10, 3, eos_token_id=eos)
+    assert got == _greedy(source, PROMPTS[1], 10, eos=eos) and got[-1] == eos
+    assert len(got) == free.index(eos) + 1  # control: EOS cut the run short
+
+
+def test_perfect_drafts_are_all_accepted(pair):
+    source, _, _ = pair
+    drafter = lambda prefix, k: _greedy(source, prefix, k)  # noqa: E731  the verifier's own
+    stats = SpeculativeStats()
+    got = speculative_greedy(source, drafter, PROMPTS[0], 15, draft_length=4, stats=stats)
+    assert got == _greedy(source, PROMPTS[0], 15)
+    assert stats.accepted == {4: 3}  # 3 rounds of 4 drafts + the verifier's own token
+    assert stats.verifier_forwards == 1 + 3 and stats.tokens_per_verifier_forward == 15 / 4
+
+
+def test_an_a2d_model_in_causal_mode_verifies_as_its_source(pair):
+    source, a2d, tok = pair
+    drafter = sampler_drafter(MDLMSampler(a2d, tok))
+    with causal_mode(a2d):
+        got = speculative_greedy(a2d, drafter, PROMPTS[1], 8, draft_length=3)
+    assert got == _greedy(source, PROMPTS[1], 8)
+
+
+def test_bad_input_is_refused(pair):
+    source, _, _ = pair
+    with pytest.raises(ValueError, match="draft_length=0"):
+        speculative_greedy(source, lambda p, k: [1] * k, [5], 4, draft_length=0)
+    with pytest.raises(ValueError, match="returned 1 tokens; 3 were asked for"):
+        speculative_greedy(source, lambda p, k: [1], [5], 8, draft_length=3)
