@@ -30,7 +30,7 @@ class LikelihoodGap:
 
     @property
     def gap(self) -> float:
-        """What the A2D model lost against its source (nats/token; > 0: worse)."""
+        """What the A2D model lost against its source, in nats per token (positive = worse)."""
         return self.a2d_nll_bound - self.source_nll
 
 
