@@ -63,19 +63,25 @@ def _check_full_cache(cache) -> None:
         )
 
 
-def _normalise_mask(mask, position_ids, batch: int, q_len: int, past: int, device, windowed: bool):
+def _normalise_mask(
+    mask, position_ids, batch: int, q_len: int, past: int, device, windowed: bool, causal: bool
+):
     """The model cards' four mask conventions -> (mask, position ids (B, Q) or None).
 
     None or a 2-D padding mask stays as it is (transformers makes it bidirectional) unless the
-    window must cut it, which needs a 4-D mask; position ids then skip left padding. A 4-D mask
-    without position ids continues the cache. A ``BlockMask`` passes through.
+    window must cut it or ``causal_mode`` asks for the AR mask, which both need a 4-D mask;
+    position ids then skip left padding. A 4-D mask without position ids continues the cache.
+    A ``BlockMask`` passes through.
     """
-    if windowed and (mask is None or mask.dim() == 2):
+    if (windowed or causal) and (mask is None or mask.dim() == 2):
         keys = mask if mask is not None else torch.ones(batch, past + q_len, dtype=torch.bool,
                                                         device=device)  # fmt: skip
         if position_ids is None:
             position_ids = padding_position_ids(keys)[:, -q_len:]  # (B, Q)
-        mask = bidirectional_padding_mask(keys, q_len)  # (B, 1, Q, K)
+        if causal:
+            mask = _causal_mask(keys, q_len, past)  # (B, 1, Q, K)
+        else:
+            mask = bidirectional_padding_mask(keys, q_len)  # (B, 1, Q, K)
     if torch.is_tensor(mask) and mask.dim() == 4 and position_ids is None:
         # positions continue the cache, never read off the mask (opt derives them from it)
         position_ids = torch.arange(past, past + q_len, device=device)[None].expand(batch, -1)
@@ -84,13 +90,15 @@ def _normalise_mask(mask, position_ids, batch: int, q_len: int, past: int, devic
     return mask, position_ids
 
 
-def _causal_mask(mask, batch: int, q_len: int, past: int, device) -> torch.Tensor:
-    """(B, 1, Q, K) bool: query ``past + q`` sees the real keys at or before it (the AR mask)."""
-    keys = mask.bool() if mask is not None else torch.ones(batch, past + q_len, dtype=torch.bool,
-                                                            device=device)  # fmt: skip
-    query_pos = past + torch.arange(q_len, device=device)  # (Q,)
-    before = torch.arange(keys.shape[1], device=device)[None] <= query_pos[:, None]  # (Q, K)
-    return (before[None] & keys[:, None, :])[:, None]  # (B, 1, Q, K)
+def _causal_mask(keys: torch.Tensor, q_len: int, past: int) -> torch.Tensor:
+    """(B, 1, Q, K) bool: query ``past + q`` sees the real keys at or before it (the AR mask).
+
+    Args:
+        keys: (B, K) 1/True for real keys (K = past + Q).
+    """
+    query_pos = past + torch.arange(q_len, device=keys.device)  # (Q,)
+    before = torch.arange(keys.shape[1], device=keys.device)[None] <= query_pos[:, None]  # (Q, K)
+    return (before[None] & keys.bool()[:, None, :])[:, None]  # (B, 1, Q, K)
 
 
 def _window_masks(mask, keys: torch.Tensor, position_ids, window: int, dtype, layer_types):
@@ -138,15 +146,10 @@ class A2DForwardMixin:
         if window is not None:
             _check_full_cache(cache)
         past = cache.get_seq_length() if cache is not None else 0
-        if self.a2d_causal and (attention_mask is None or attention_mask.dim() == 2):
-            if position_ids is None:  # positions skip left padding, as the source's generate
-                keys = attention_mask if attention_mask is not None else torch.ones(
-                    batch, past + q_len, dtype=torch.bool, device=ref.device)  # fmt: skip
-                position_ids = padding_position_ids(keys)[:, -q_len:]  # (B, Q)
-            attention_mask = _causal_mask(attention_mask, batch, q_len, past, ref.device)
         mask, position_ids = _normalise_mask(
-            attention_mask, position_ids, batch, q_len, past, ref.device, window is not None
-        )
+            attention_mask, position_ids, batch, q_len, past, ref.device,
+            windowed=window is not None, causal=self.a2d_causal,
+        )  # fmt: skip
         prev = cache.key_positions if isinstance(cache, A2DCache) else None
         if torch.is_tensor(mask) and mask.dim() == 4 and window is not None:
             keys = _key_positions(prev, mask.shape[-1] - q_len, position_ids)  # (B, K)
