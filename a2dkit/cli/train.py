@@ -17,11 +17,14 @@ from a2dkit.cli.errors import run_cli
 from a2dkit.training import checkpoints, config, lora
 from a2dkit.training.resumable import PREEMPTED_EXIT_CODE, PreemptionCallback
 from a2dkit.training.setup import (
+    block_schedule,
     build_datasets,
     check_data_args,
     load_model,
+    load_teacher,
     make_collator,
     plan_output_dir,
+    teacher_source,
 )
 from a2dkit.training.trainers import BD3LMTrainer, MDLMTrainer
 
@@ -45,10 +48,13 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
     parser.set_defaults(**CLI_DEFAULTS, **STAGE_DEFAULTS[kind])
     model_args, data_args, args = parser.parse_args_into_dataclasses(argv)
     check_data_args(kind, data_args, args)  # before the model loads
+    if args.distill_weight:
+        teacher_source(model_args)  # no source to distil from: refused before any model loads
     resume, finished = plan_output_dir(args)
     if finished:
         return 0
     model, tokenizer = load_model(model_args)
+    teacher = load_teacher(model_args, tokenizer, model_args.dtype) if args.distill_weight else None
     model = lora.apply_lora(model, model_args)  # unchanged unless --lora_r > 0
     with args.main_process_first(desc="tokenizing the dataset"):
         splits = build_datasets(kind, data_args, args, tokenizer)
@@ -57,7 +63,10 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
         print("[a2dkit] no test/validation split: evaluation is off", flush=True)
         args.eval_strategy = "no"
     fill = data_args.max_length if data_args.pad_to_max_length else None
-    collator = make_collator(kind, tokenizer, getattr(args, "block_size", None), fill)
+    schedule = block_schedule(data_args, args)
+    block = schedule.multiple if schedule else getattr(args, "block_size", None)
+    collator = make_collator(kind, tokenizer, block, fill)
+    recipe = dict(teacher=teacher) | (dict(block_schedule=schedule) if algo == "bd3lm" else {})
     preemption = PreemptionCallback()
     trainer = trainer_cls(
         model=model,
@@ -67,6 +76,7 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
         data_collator=collator,
         processing_class=tokenizer,
         callbacks=[preemption],
+        **recipe,
     )
     trainer.train(resume)
     if preemption.preempted:

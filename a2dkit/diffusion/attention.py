@@ -2,7 +2,8 @@
 
 Every mask is built from one predicate, so the dense (sdpa/eager) and FlexAttention back-ends agree.
 Convention: a boolean mask is True where the query may attend to the key.
-References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573 (§3.2, Fig. 2: M_BD, M_OBC, M_BC).
+References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573 (§3.2, Fig. 2: M_BD, M_OBC, M_BC);
+attention-mask annealing, DiffuLLaMA arXiv 2410.17891 (§3.2).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import torch
 __all__ = [
     "bidirectional_padding_mask",
     "block_causal_mask",
+    "annealed_causal",
+    "anneal_ratio",
     "padding_position_ids",
     "staircase_predicate",
     "staircase_mask",
@@ -78,6 +81,27 @@ def block_causal_mask(valid: torch.Tensor, block_size: int) -> torch.Tensor:
     causal_blocks = block[None, :] <= block[:, None]  # (L, L): key block <= query block
     pair_valid = valid[:, :, None] & valid[:, None, :]  # (B, L, L)
     return (causal_blocks[None] & pair_valid)[:, None]  # (B, 1, L, L)
+
+
+def anneal_ratio(step: int, anneal_steps: int) -> float:
+    """DiffuLLaMA's annealing ratio: the share of future keys a query sees, 0 -> 1 linearly over
+    ``anneal_steps`` optimizer steps (1 from then on, and when ``anneal_steps`` is 0)."""
+    return 1.0 if anneal_steps <= 0 else min(max(step, 0) / anneal_steps, 1.0)
+
+
+def annealed_causal(
+    seq_len: int, ratio: float, *, generator: torch.Generator | None = None, device=None
+) -> torch.Tensor:
+    """The causal mask plus each future key with probability ``ratio`` (DiffuLLaMA §3.2): 0 is
+    causal, 1 bidirectional; one draw per call, shared by the batch.
+
+    Returns:
+        (L, L) bool.
+    """
+    idx = torch.arange(seq_len, device=device)
+    causal = idx[None, :] <= idx[:, None]  # (L, L): key <= query
+    extra = torch.rand((seq_len, seq_len), generator=generator, device=device) < ratio
+    return causal | extra
 
 
 def staircase_predicate(q, k, seq_len: int, block_size: int):

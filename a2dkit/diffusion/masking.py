@@ -2,14 +2,26 @@
 
 Only positions with a label (labels != -100) are ever masked; prompts and padding stay clean.
 References: MDLM arXiv 2406.07524 (§3, forward masking process); BD3LM arXiv 2503.09573;
-low-discrepancy time sampler from VDM arXiv 2107.00630.
+low-discrepancy time sampler from VDM arXiv 2107.00630; position-dependent masking after
+Efficient-DLM (arXiv 2512.14067); complementary masking after LLaDA2.0 (arXiv 2512.15745) and
+Fast-dLLM v2 (arXiv 2509.26328).
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["sample_t", "mask_tokens"]
+from a2dkit.diffusion.schedules import Schedule
+
+__all__ = [
+    "sample_t",
+    "mask_tokens",
+    "position_exponents",
+    "positional_p_mask",
+    "positional_weight",
+    "complement_mask",
+    "complement_time",
+]
 
 
 def sample_t(
@@ -97,3 +109,75 @@ def mask_tokens(
     masked = (u < p) & maskable  # (B, L)
     xt = torch.where(masked, torch.full_like(x0, mask_token_id), x0)  # (B, L)
     return xt, masked
+
+
+def position_exponents(maskable: torch.Tensor, strength: float) -> torch.Tensor:
+    """k_i = exp(strength · (2 r_i - 1)): r_i in [0, 1] is token i's rank among its row's maskable
+    tokens, so later tokens get larger exponents (masked more); ``strength`` 0 gives k = 1.
+
+    Args:
+        maskable: (B, L) bool. strength: >= 0.
+
+    Returns:
+        (B, L) float32 (1 where not maskable).
+    """
+    rank = maskable.cumsum(dim=1) - 1  # (B, L) 0-based among maskable tokens
+    count = maskable.sum(dim=1, keepdim=True)  # (B, 1)
+    r = rank / (count - 1).clamp(min=1)  # (B, L) in [0, 1]
+    k = torch.exp(strength * (2 * r.float() - 1))
+    return torch.where(maskable, k, torch.ones_like(k))
+
+
+def positional_p_mask(schedule: Schedule, t: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Per-token masking probability 1 - α(t)^k: each token has its own schedule α_i = α^{k_i}.
+
+    Args:
+        t: (B,) or (B, L) times. k: (B, L) exponents (``position_exponents``).
+    """
+    t = t[:, None] if t.dim() == 1 else t
+    return 1 - schedule.alpha(t) ** k  # (B, L)
+
+
+def positional_weight(schedule: Schedule, t: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The per-token NELBO weight of α_i = α^{k_i}: w_i = -α_i' / (1 - α_i)
+    = -k α^{k-1} α' / (1 - α^k) (MDLM §3 with a schedule per token; k = 1: -α'/(1 - α)).
+
+    Args:
+        t: (B,) or (B, L) times. k: (B, L) exponents.
+
+    Returns:
+        (B, L).
+    """
+    t = t[:, None] if t.dim() == 1 else t
+    alpha, alpha_prime = schedule.alpha(t), schedule.alpha_prime(t)
+    return -k * alpha ** (k - 1) * alpha_prime / (1 - alpha**k)
+
+
+def complement_mask(
+    x0: torch.Tensor, masked: torch.Tensor, maskable: torch.Tensor, mask_token_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The complementary view: mask exactly the maskable tokens ``masked`` left clean, so every
+    maskable token is scored in one of the two views (LLaDA2.0 / Fast-dLLM v2 SFT).
+
+    Returns:
+        xt: (B, L) long; masked: (B, L) bool, ``maskable & ~masked``.
+    """
+    other = maskable & ~masked
+    return torch.where(other, torch.full_like(x0, mask_token_id), x0), other
+
+
+def complement_time(p_mask, t: torch.Tensor, *, eps: float = 1e-3, iters: int = 60) -> torch.Tensor:
+    """t' with p_mask(t') = 1 - p_mask(t), by bisection (p_mask increasing in t), kept >= eps so
+    the complementary view's weight stays finite; elementwise for any shape of ``t``.
+
+    Args:
+        p_mask: callable t -> masking probability (e.g. ``schedule.p_mask``, or per token).
+        t: times.
+    """
+    target = 1 - p_mask(t).double()
+    lo, hi = torch.zeros_like(target), torch.ones_like(target)
+    for _ in range(iters):  # 60 halvings: below float64 resolution
+        mid = (lo + hi) / 2
+        below = p_mask(mid) < target
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    return ((lo + hi) / 2).clamp(min=eps).to(t.dtype)

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from a2dkit._env import MODEL_DTYPES, check_choice
+from a2dkit.diffusion.curriculum import PRESETS
 from a2dkit.diffusion.losses import LOSS_WEIGHT_TYPES, NORM_TYPES
 from a2dkit.diffusion.schedules import SCHEDULES
 from a2dkit.models.conventions import MASKABLE_ATTENTION, check_attention_implementation
 from a2dkit.training import checkpoints
+from a2dkit.training.optim import parse_lr_multipliers
 
 __all__ = [
     "ModelArguments",
@@ -48,6 +50,11 @@ class ModelArguments:
     load_in_4bit: bool = field(
         default=False, metadata={"help": "QLoRA: 4-bit base weights (CUDA + bitsandbytes)"}
     )
+    teacher_model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "--distill_weight's AR teacher (default: the source in the A2D "
+                  "manifest, or the AR model itself when it is converted in memory)"},
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         check_choice("dtype", self.dtype, MODEL_DTYPES)
@@ -110,6 +117,26 @@ class MDLMConfig(TrainingArguments):
         default=0.0,
         metadata={"help": "α: add α x the causal next-token loss of the same weights (0: off)"},
     )
+    # AR-preserving recipes (chapter 11); each is off at its default and all compose
+    attention_anneal_steps: int = field(
+        default=0,
+        metadata={"help": "DiffuLLaMA: causal -> bidirectional attention over N steps (0: off)"},
+    )
+    distill_weight: float = field(
+        default=0.0,
+        metadata={"help": "β: + β x KL(source AR || model) at clean-prefix masked tokens (0: off)"},
+    )
+    position_mask_strength: float = field(
+        default=0.0,
+        metadata={"help": "Efficient-DLM: mask later tokens more, p_i = 1 - α(t)^exp(λ(2r_i - 1))"},
+    )
+    complementary_masking: bool = field(
+        default=False, metadata={"help": "also train each row under the complement of its mask"}
+    )
+    lr_multipliers: str | None = field(
+        default=None,
+        metadata={"help": "RND1 layer-wise rates: 'NAME_PATTERN=MULT,...', e.g. 'mlp=0.1'"},
+    )
     learning_rate: float = 1e-4
     logging_steps: float = 10
     overwrite_output_dir: bool = field(
@@ -132,6 +159,7 @@ class MDLMConfig(TrainingArguments):
                 f"ar_loss_weight={self.ar_loss_weight} must be a finite number >= 0 "
                 "(0 turns the joint AR loss off; Nemotron-Labs-Diffusion's ratio is 1 / 0.3)"
             )
+        self._check_recipes()
         checkpoints.check_resume_value(self.resume_from_checkpoint)
         if self.max_steps <= 0 and not self.num_train_epochs > 0:  # also catches nan
             raise ValueError(
@@ -140,16 +168,53 @@ class MDLMConfig(TrainingArguments):
             )
         super().__post_init__()
 
+    def _check_recipes(self) -> None:
+        for name in ("distill_weight", "position_mask_strength"):
+            value = getattr(self, name)
+            if not value >= 0 or value == float("inf"):  # nan too
+                raise ValueError(f"{name}={value} must be a finite number >= 0 (0 turns it off)")
+        steps = self.attention_anneal_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"attention_anneal_steps={steps!r} must be an integer >= 0 (0: off)")
+        if steps and self.max_steps > 0 and steps > self.max_steps:
+            raise ValueError(
+                f"attention_anneal_steps={steps} is longer than training "
+                f"(max_steps={self.max_steps}); anneal over at most max_steps"
+            )
+        if self.lr_multipliers is not None:
+            parse_lr_multipliers(self.lr_multipliers)
+
+    def recipe(self) -> dict:
+        """The AR-preserving recipe flags, as the checkpoint's config records them."""
+        return {
+            "ar_loss_weight": float(self.ar_loss_weight),
+            "attention_anneal_steps": int(self.attention_anneal_steps),
+            "distill_weight": float(self.distill_weight),
+            "position_mask_strength": float(self.position_mask_strength),
+            "complementary_masking": bool(self.complementary_masking),
+            "lr_multipliers": self.lr_multipliers,
+        }
+
 
 @dataclass
 class BD3LMConfig(MDLMConfig):
     """MDLM options plus the block size of block diffusion (must divide each padded batch)."""
 
     block_size: int = field(default=32, metadata={"help": "tokens per block (> 0)"})
+    block_size_schedule: str | None = field(
+        default=None,
+        metadata={"help": "block-size curriculum: 'SIZE:END_STEP,...,SIZE', 'grow' or 'wsd' "
+                  "(LLaDA2.0); each size must divide max_length"},
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         if isinstance(self.block_size, bool) or not isinstance(self.block_size, int):
             raise TypeError(f"block_size must be an int, got {self.block_size!r}")
         if self.block_size <= 0:
             raise ValueError(f"block_size={self.block_size} must be a positive integer, e.g. 32")
+        if self.block_size_schedule in PRESETS and self.max_steps <= 0:
+            raise ValueError(
+                f"block_size_schedule={self.block_size_schedule!r} is spread over "
+                "the run's steps: set --max_steps > 0"
+            )
         super().__post_init__()

@@ -14,9 +14,11 @@ from transformers import Trainer, TrainerCallback
 
 from a2dkit._env import IGNORE_INDEX
 from a2dkit.diffusion import attention, blocks, losses, masking
+from a2dkit.diffusion.curriculum import BlockSchedule
 from a2dkit.diffusion.schedules import Schedule, make_schedule
 from a2dkit.models.conventions import check_attention_implementation, mask_token_id
 from a2dkit.training.config import BD3LMConfig, MDLMConfig
+from a2dkit.training.recipes import RecipeMixin
 from a2dkit.training.resumable import ResumableTrainerMixin
 
 __all__ = ["maskable_positions", "MDLMTrainer", "BD3LMTrainer"]
@@ -40,7 +42,7 @@ def maskable_positions(labels: torch.Tensor, right_shift_logits: bool = False) -
     return maskable
 
 
-class MDLMTrainer(ResumableTrainerMixin, Trainer):
+class MDLMTrainer(RecipeMixin, ResumableTrainerMixin, Trainer):
     """``transformers.Trainer`` whose loss is the MDLM NELBO; ``args`` must be an ``MDLMConfig``.
 
     Gradient accumulation and data parallelism do not change the update: the loss of every
@@ -51,6 +53,7 @@ class MDLMTrainer(ResumableTrainerMixin, Trainer):
 
     Args:
         schedule: alpha(t); default ``make_schedule(args.alpha_schedule)``.
+        teacher: the frozen source AR model (``--distill_weight``); shares the tokenizer.
         *args: as ``transformers.Trainer``.
         **kwargs: as ``transformers.Trainer`` (pass the tokenizer as ``processing_class``).
     """
@@ -58,7 +61,9 @@ class MDLMTrainer(ResumableTrainerMixin, Trainer):
     # compute_loss divides by the optimizer step's denominator: HF must not divide by GA steps again
     loss_is_scaled_for_ga = True
 
-    def __init__(self, *args: Any, schedule: Schedule | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, schedule: Schedule | None = None, teacher=None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, MDLMConfig):
             raise TypeError(
@@ -72,7 +77,15 @@ class MDLMTrainer(ResumableTrainerMixin, Trainer):
         # saved with every checkpoint, so samplers and ELBOs read logits as they were trained
         self.model.config.right_shift_logits = bool(self.args.right_shift_logits)
         self.model.config.ar_loss_weight = float(self.args.ar_loss_weight)  # > 0: runs as AR too
+        self.model.config.a2d_recipe = self._recipe()
+        if self.args.distill_weight:
+            if teacher is None:
+                raise ValueError("distill_weight > 0 needs teacher= (the frozen source AR model)")
+            self.teacher = teacher.to(self.args.device).eval().requires_grad_(False)
         self.add_callback(_PerRankNoise())
+
+    def _recipe(self) -> dict:
+        return self.args.recipe()
 
     def sample_noise(
         self, x0: torch.Tensor, maskable: torch.Tensor
@@ -88,14 +101,23 @@ class MDLMTrainer(ResumableTrainerMixin, Trainer):
         """
         eps, antithetic = self.args.time_epsilon, self.args.antithetic_t
         t = masking.sample_t(len(x0), eps=eps, antithetic=antithetic, device=x0.device)  # (B,)
-        xt, masked = masking.mask_tokens(x0, self.schedule.p_mask(t), maskable, self.mask_token_id)
+        p_mask = self._p_mask(t, maskable)  # (B,), or (B, L) with position-dependent masking
+        xt, masked = masking.mask_tokens(x0, p_mask, maskable, self.mask_token_id)
         return t, xt, masked
 
     def _model_inputs(
         self, xt: torch.Tensor, x0: torch.Tensor, attention_mask: torch.Tensor | None
     ) -> dict[str, Any]:
-        """MDLM: x_t alone; the A2D forward makes a 2-D padding mask bidirectional."""
-        return {"input_ids": xt, "attention_mask": attention_mask}  # (B, L), (B, L)
+        """MDLM: x_t alone; the A2D forward makes a 2-D padding mask bidirectional (annealing:
+        the 4-D causal-plus-random mask of this step, pads never keys)."""
+        if self._anneal_ratio() >= 1:
+            return {"input_ids": xt, "attention_mask": attention_mask}  # (B, L), (B, L)
+        valid = torch.ones_like(xt, dtype=torch.bool) if attention_mask is None else attention_mask
+        valid = valid.bool()
+        pairs = valid[:, :, None] & valid[:, None, :]  # (B, L, L)
+        mask = (self._annealed(xt.shape[1], xt.device)[None] & pairs)[:, None]  # (B, 1, L, L)
+        return {"input_ids": xt, "attention_mask": mask,
+                "position_ids": attention.padding_position_ids(valid)}  # fmt: skip
 
     def compute_loss(
         self,
@@ -105,16 +127,28 @@ class MDLMTrainer(ResumableTrainerMixin, Trainer):
         num_items_in_batch: torch.Tensor | int | None = None,
     ):
         """MDLM loss of one micro-batch ``{"input_ids", "labels", "attention_mask"?}`` (B, L)."""
-        x0 = inputs["input_ids"]  # (B, L)
-        maskable = maskable_positions(inputs["labels"], self.args.right_shift_logits)  # (B, L)
+        x0, labels = inputs["input_ids"], inputs["labels"]  # (B, L), (B, L)
+        attention_mask = inputs.get("attention_mask")
+        maskable = maskable_positions(labels, self.args.right_shift_logits)  # (B, L)
+        denominator = num_items_in_batch
+        if denominator is None:
+            denominator = losses.loss_denominator(maskable, self.args.loss_norm_type)
         # === 1. Forward process: t ~ U[eps, 1), mask each maskable token w.p. 1 - α(t) ===
         t, xt, masked = self.sample_noise(x0, maskable)  # (B,), (B, L), (B, L)
-        # === 2. Model inputs: MDLM x_t; BD3LM [x_t ; x_0] + staircase mask ===
-        model_inputs = self._model_inputs(xt, x0, inputs.get("attention_mask"))
-        # === 3. Forward pass: x_t fills the first L positions of either input ===
+        # === 2. Loss weights w(t) = -α'(t) / (1 - α(t)) (or uniform; per token if positional) ===
+        weight = self._loss_weight(t, maskable)  # (B,) or (B, L)
+        views = 1
+        if self.args.complementary_masking:  # === 2b. + the complementary view of each row ===
+            xt_c, masked_c, weight_c = self._complement(x0, t, masked, maskable)
+            x0, xt, masked = x0.repeat(2, 1), torch.cat([xt, xt_c]), torch.cat([masked, masked_c])
+            maskable, weight = maskable.repeat(2, 1), torch.cat([weight, weight_c])
+            if attention_mask is not None:
+                attention_mask = attention_mask.repeat(2, 1)
+            views = 2
+        # === 3. Model inputs: MDLM x_t; BD3LM [x_t ; x_0] + staircase mask ===
+        model_inputs = self._model_inputs(xt, x0, attention_mask)
+        # === 4. Forward pass: x_t fills the first L positions of either input ===
         logits = self._scored_logits(model(**model_inputs).logits, x0.shape[1])  # (B, L, V)
-        # === 4. Loss weights w(t) = -α'(t) / (1 - α(t)) (or uniform) ===
-        weight = losses.loss_weights(t, self.schedule, self.args.loss_weight_type)  # (B,)
         # === 5. NELBO: weighted CE on masked tokens / the optimizer step's denominator ===
         loss = losses.mdlm_loss(
             logits,
@@ -124,15 +158,18 @@ class MDLMTrainer(ResumableTrainerMixin, Trainer):
             weight,
             norm_type=self.args.loss_norm_type,
             right_shift_logits=False,  # _scored_logits has shifted them
-            num_items=num_items_in_batch,
+            num_items=num_items_in_batch if views == 1 else views * denominator,
         )
         # === 5b. Joint AR + diffusion loss: + α · causal next-token CE of the same weights ===
         if self.args.ar_loss_weight:
-            ar = self._ar_nll(model, x0, inputs["labels"], inputs.get("attention_mask"))
-            denominator = num_items_in_batch
-            if denominator is None:
-                denominator = losses.loss_denominator(maskable, self.args.loss_norm_type)
+            rows = len(labels)
+            mask = None if attention_mask is None else attention_mask[:rows]
+            ar = self._ar_nll(model, x0[:rows], labels, mask)
             loss = loss + self.args.ar_loss_weight * ar / denominator  # normalised like the NELBO
+        # === 5c. Distillation: + β · KL(source AR || model) where the prefix is clean ===
+        if self.args.distill_weight:
+            kl = self._distill_kl(x0, masked, logits, attention_mask, views)
+            loss = loss + self.args.distill_weight * kl / (views * denominator)
         # === 6. Ranks' gradients are averaged, but the denominator was summed over ranks ===
         if num_items_in_batch is not None and self._denominator_spans_ranks():
             loss = loss * self.args.world_size
@@ -180,28 +217,63 @@ class BD3LMTrainer(MDLMTrainer):
 
     Every (padded) batch length must be a multiple of ``block_size``: packed pretraining rows have
     ``max_length % block_size == 0``; SFT batches are padded by ``DiffusionCollator``
-    (``pad_with_eos_to_multiple=block_size``, labelled EOS as in the dLLM recipe).
+    (``pad_with_eos_to_multiple=block_size``, labelled EOS as in the dLLM recipe). With a
+    block-size curriculum (``block_schedule``, from ``--block_size_schedule``) the block size of
+    each step is ``block_schedule.at(global_step)``, and batches are whole blocks of every size.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, block_schedule: BlockSchedule | None = None, **kwargs: Any
+    ) -> None:
+        self.block_schedule = block_schedule
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, BD3LMConfig):
             raise TypeError(f"BD3LMTrainer needs a BD3LMConfig, got {type(self.args).__name__}")
+        if self.args.block_size_schedule and block_schedule is None:
+            raise ValueError(
+                f"block_size_schedule={self.args.block_size_schedule!r}: pass block_schedule="
+                "diffusion.curriculum.parse_block_schedule(...) (it needs the data's max_length)"
+            )
         # flash attention is causal-only: it cannot apply the staircase mask
         check_attention_implementation(self.model.config._attn_implementation)
+        flex = self.model.config._attn_implementation == "flex_attention"
+        if flex and self.args.attention_anneal_steps:
+            raise ValueError("--attention_anneal_steps needs a dense mask: use "
+                             "--attn_implementation sdpa or eager, not flex_attention")  # fmt: skip
+
+    def _recipe(self) -> dict:
+        schedule = self.block_schedule
+        return super()._recipe() | {
+            "block_size_schedule": schedule.to_list() if schedule else None,
+            "block_size": schedule.final if schedule else getattr(self.args, "block_size", None),
+        }
+
+    @property
+    def block_size(self) -> int:
+        """This step's block size: the curriculum's, or ``args.block_size``."""
+        if self.block_schedule is None:
+            return self.args.block_size
+        return self.block_schedule.at(self.state.global_step)
+
+    def _distill_unit(self) -> int:
+        return self.block_size
 
     def _model_inputs(
         self, xt: torch.Tensor, x0: torch.Tensor, attention_mask: torch.Tensor | None
     ) -> dict[str, Any]:
         """BD3LM: ``[x_t ; x_0]`` (B, 2L), positions ``[0..L-1, 0..L-1]``, staircase mask."""
-        input_ids, position_ids, mask = blocks.bd3lm_inputs(xt, x0, self.args.block_size)
+        bs, seq_len = self.block_size, xt.shape[1]
+        input_ids, position_ids, mask = blocks.bd3lm_inputs(xt, x0, bs)
         keys = None if attention_mask is None else attention_mask.bool().repeat(1, 2)  # (B, 2L)
         if self.model.config._attn_implementation == "flex_attention":
-            mask = _flex_staircase(xt, self.args.block_size, keys)
+            mask = _flex_staircase(xt, bs, keys)
         elif keys is not None:
             mask = mask & keys[:, None, None, :]  # (B, 1, 2L, 2L): pads are never keys
+        if self._anneal_ratio() < 1:  # DiffuLLaMA: x_t attends its own block causally + random
+            noisy = torch.ones(2 * seq_len, 2 * seq_len, dtype=torch.bool, device=xt.device)
+            noisy[:seq_len, :seq_len] = self._annealed(seq_len, xt.device)
+            mask = mask & noisy
         # only x_t is scored: skip the LM head on the x_0 half (right shift: but its block ends)
-        seq_len, bs = xt.shape[1], self.args.block_size
         keep = (
             blocks.bd3lm_shift_columns(seq_len, bs, xt.device)
             if self.args.right_shift_logits
@@ -214,7 +286,7 @@ class BD3LMTrainer(MDLMTrainer):
         """Right shift reads the clean x_0 column before each block, as the block sampler does."""
         if not self.args.right_shift_logits:
             return logits[:, :seq_len]
-        return blocks.bd3lm_shift_logits_right(logits, seq_len, self.args.block_size)
+        return blocks.bd3lm_shift_logits_right(logits, seq_len, self.block_size)
 
 
 def _flex_staircase(xt: torch.Tensor, block_size: int, keys: torch.Tensor | None):

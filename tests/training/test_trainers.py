@@ -47,7 +47,7 @@ def _args(tmp_path, cls=MDLMConfig, **kw):
     return cls(**{**base, **kw})
 
 
-def _trainer(model, tok, args, cls=MDLMTrainer, callbacks=(), data=None):
+def _trainer(model, tok, args, cls=MDLMTrainer, callbacks=(), data=None, **kw):
     return cls(
         model=model,
         args=args,
@@ -55,6 +55,7 @@ def _trainer(model, tok, args, cls=MDLMTrainer, callbacks=(), data=None):
         data_collator=preprocess.DiffusionCollator(tok),
         processing_class=tok,
         callbacks=list(callbacks),
+        **kw,
     )
 
 

@@ -1,0 +1,107 @@
+"""The AR-preserving recipes' part of the trainers: what each flag changes in one training step.
+
+Every method is called only when its flag is on, so with all flags off a step is bit-identical to
+the plain MDLM / BD3LM recipe (no extra random draws, no extra forwards). Flags: see
+``MDLMConfig`` (``ar_loss_weight``, ``attention_anneal_steps``, ``distill_weight``,
+``position_mask_strength``, ``complementary_masking``, ``lr_multipliers``) and ``BD3LMConfig``
+(``block_size_schedule``).
+References: DiffuLLaMA arXiv 2410.17891 (§3.2, annealing); Efficient-DLM arXiv 2512.14067
+(position-dependent masking); LLaDA2.0 arXiv 2512.15745 and Fast-dLLM v2 arXiv 2509.26328
+(complementary masking); OPDLM arXiv 2606.06712 (AR-teacher distillation); RND1 (layer-wise rates).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from a2dkit.diffusion import attention, distillation, losses, masking
+from a2dkit.training.optim import lr_param_groups, parse_lr_multipliers
+
+__all__ = ["RecipeMixin"]
+
+
+class RecipeMixin:
+    """Mixed into ``MDLMTrainer``: needs ``self.args``, ``self.schedule``, ``self.state``,
+    ``self.mask_token_id`` and (for distillation) ``self.teacher``."""
+
+    teacher: torch.nn.Module | None = None
+
+    def _position_exponents(self, maskable: torch.Tensor) -> torch.Tensor:
+        return masking.position_exponents(maskable, self.args.position_mask_strength)
+
+    def _p_mask(self, t: torch.Tensor, maskable: torch.Tensor) -> torch.Tensor:
+        """(B,) p_mask(t), or (B, L) 1 - α(t)^k_i with position-dependent masking."""
+        if not self.args.position_mask_strength:
+            return self.schedule.p_mask(t)
+        return masking.positional_p_mask(self.schedule, t, self._position_exponents(maskable))
+
+    def _loss_weight(self, t: torch.Tensor, maskable: torch.Tensor) -> torch.Tensor:
+        """(B,) w(t), or (B, L) per-token weights -α_i'/(1 - α_i) of position-dependent masking."""
+        kind = self.args.loss_weight_type
+        if not self.args.position_mask_strength or kind == "uniform":
+            return losses.loss_weights(t, self.schedule, kind)  # the shape of t
+        return masking.positional_weight(self.schedule, t, self._position_exponents(maskable))
+
+    def _complement(self, x0, t, masked, maskable) -> tuple[torch.Tensor, ...]:
+        """The complementary view: x_t, masked tokens and loss weights of ``maskable & ~masked``.
+
+        Its time t' solves p_mask(t') = 1 - p_mask(t) (per token with position-dependent masking),
+        so its weight is the NELBO weight at the rate it was masked with.
+        """
+        xt_c, masked_c = masking.complement_mask(x0, masked, maskable, self.mask_token_id)
+        eps = self.args.time_epsilon
+        if self.args.position_mask_strength:
+            k = self._position_exponents(maskable)  # (B, L)
+            t_full = t[:, None].expand_as(k)
+            t_c = masking.complement_time(
+                lambda s: masking.positional_p_mask(self.schedule, s, k), t_full, eps=eps
+            )  # (B, L)
+        else:
+            t_c = masking.complement_time(self.schedule.p_mask, t, eps=eps)  # (B,)
+        return xt_c, masked_c, self._loss_weight(t_c, maskable)
+
+    def _anneal_ratio(self) -> float:
+        """DiffuLLaMA's share of future keys at this step (1: plain bidirectional attention)."""
+        steps = self.args.attention_anneal_steps
+        return attention.anneal_ratio(self.state.global_step, steps) if steps else 1.0
+
+    def _annealed(self, seq_len: int, device) -> torch.Tensor:
+        """(L, L) bool: causal plus a random share of future keys (one draw per step)."""
+        return attention.annealed_causal(seq_len, self._anneal_ratio(), device=device)
+
+    def _distill_unit(self) -> int | None:
+        """Tokens per distillation unit: the whole row (MDLM) or one block (BD3LM)."""
+        return None
+
+    def _distill_kl(self, x0, masked, logits, attention_mask, views: int) -> torch.Tensor:
+        """Summed KL(source || model) at the first masked token of each unit (its prefix clean)."""
+        if self.teacher is None:
+            raise ValueError(
+                "distill_weight > 0 needs a teacher: pass teacher= (the source AR "
+                "model) to the trainer, or --teacher_model_name_or_path"
+            )
+        rows = len(x0) // views
+        mask = None if attention_mask is None else attention_mask[:rows]
+        with torch.no_grad():
+            teacher = self.teacher(input_ids=x0[:rows], attention_mask=mask).logits  # (B, L, V_t)
+        # the teacher's logits at i - 1 predict token i, as the model's scored logits do
+        scored = losses.shift_logits_right(teacher).repeat(views, 1, 1)
+        positions = distillation.clean_prefix_positions(masked, self._distill_unit())
+        positions[:, 0] = False  # the teacher has no prediction for a row's first token
+        return distillation.teacher_kl(logits, scored, positions)
+
+    def create_optimizer(self, model=None):
+        """HF's optimizer, with one parameter group per ``--lr_multipliers`` rate when set."""
+        if not self.args.lr_multipliers or self.optimizer is not None:
+            return super().create_optimizer(model)
+        model = self.model if model is None else model
+        groups = lr_param_groups(
+            model,
+            parse_lr_multipliers(self.args.lr_multipliers),
+            self.args.learning_rate,
+            self.args.weight_decay,
+            set(self.get_decay_parameter_names(model)),
+        )
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return self.optimizer
