@@ -51,11 +51,13 @@ def load_diffusion_model(
     sft: bool = False,
     max_steps: int | None = None,
     tag: str | None = None,
+    extra_flags: list[str] | tuple[str, ...] = (),
 ):
     """The scale's trained A2D model: ``<output_dir>/<algo>-<pt|sft>/checkpoint-final``
     (``max_steps``: a shorter run, in ``<algo>-<pt|sft>-s<max_steps>``; GRPO starts there;
     ``tag``: a run of a changed ``cfg``, e.g. another ``sft.dataset_args``, in ``...-<tag>``,
-    so it never replaces the scale's own run).
+    so it never replaces the scale's own run; ``extra_flags``: more training flags, e.g. a
+    recipe's, last so they win; give such a run its own ``tag``).
 
     Trained once with ``a2dkit.cli.<algo>.<pt|sft>`` (chapters 3, 5 and 7 write the same path),
     then loaded from disk; SFT starts from the source model, as in the Tiny-A2D recipe.
@@ -78,6 +80,7 @@ def load_diffusion_model(
     flags += ["--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none"]
     flags += ["--disable_tqdm", "True", "--bf16", str(cfg.hardware.dtype == "bfloat16")]
     flags += ["--logging_steps", "0.05"]  # 20 points of loss curve (``training_log``)
+    flags += list(extra_flags)
     key = json.dumps({"flags": flags, "code": _training_code_digest()})
     if not (final / "config.json").exists() or not stamp.exists() or stamp.read_text() != key:
         shutil.rmtree(out, ignore_errors=True)  # trained with other flags or code: retrain

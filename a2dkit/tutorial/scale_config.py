@@ -25,6 +25,7 @@ from a2dkit.tutorial.sections import (
     Eval,
     Hardware,
     Pretrain,
+    Retention,
     Sampling,
     Section,
     Source,
@@ -61,8 +62,9 @@ class _Stage(NamedTuple):
 @dataclass(frozen=True)
 class ScaleConfig:
     """All sizes of one scale, by section: ``cfg.source`` (chapter 1), ``cfg.pretrain`` (3, 5),
-    ``cfg.sampling`` (4, 6), ``cfg.sft`` (7, 9), ``cfg.eval`` (8), ``cfg.grpo`` (10) and
-    ``cfg.hardware``. A changed copy: ``cfg.replace(sft=dict(steps=120))``."""
+    ``cfg.sampling`` (4, 6), ``cfg.sft`` (7, 9), ``cfg.eval`` (8), ``cfg.grpo`` (10),
+    ``cfg.retention`` (11) and ``cfg.hardware``. A changed copy:
+    ``cfg.replace(sft=dict(steps=120))``."""
 
     name: str
     description: str
@@ -73,6 +75,7 @@ class ScaleConfig:
     eval: Eval
     grpo: GRPO
     hardware: Hardware
+    retention: Retention
 
     def __post_init__(self) -> None:
         for key, kind in _SECTIONS.items():
@@ -263,7 +266,7 @@ class ScaleConfig:
 
 
 _SECTIONS: dict[str, type[Section]] = {
-    s.key: s for s in (Source, Pretrain, Sampling, SFT, Eval, GRPO, Hardware)
+    s.key: s for s in (Source, Pretrain, Sampling, SFT, Eval, GRPO, Hardware, Retention)
 }
 
 

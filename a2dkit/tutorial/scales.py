@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from a2dkit.tutorial import progress
 from a2dkit.tutorial.scale_config import SMOLLM2, TINY, ScaleConfig
-from a2dkit.tutorial.sections import GRPO, SFT, Eval, Hardware, Pretrain, Sampling, Source
+from a2dkit.tutorial.sections import (
+    GRPO,
+    SFT,
+    Eval,
+    Hardware,
+    Pretrain,
+    Retention,
+    Sampling,
+    Source,
+)
 
 __all__ = ["TINY_A2D_MIXTURE", "SCALES", "get_scale"]
 
@@ -98,6 +107,33 @@ _SMOKE = ScaleConfig(
     hardware=Hardware(
         num_nodes=1, gpus_per_node=0, accelerate_config="cpu", dtype="float32", use_cpu=True
     ),
+    # chapter 11 on the tiny model: every recipe runs (seconds each); the numbers mean nothing
+    retention=Retention(
+        self_chat_train=160,
+        self_chat_test=16,
+        self_chat_max_new_tokens=24,
+        max_length=64,
+        steps=30,
+        batch_size=8,
+        learning_rate=1e-3,
+        block_size=8,
+        max_new_tokens=16,
+        num_prompts=8,
+        humaneval_limit=2,
+        elbo_samples=2,
+        recipes=(
+            "plain",
+            "joint-ar",
+            "curriculum",
+            "anneal",
+            "distill",
+            "position",
+            "complementary",
+            "layer-lr",
+            "best",
+        ),
+        chapter_recipes=("plain", "best"),
+    ),  # fmt: skip
 )
 
 # the real pretrained model on 2 CPU cores: sizes measured so the whole book runs in about an hour
@@ -147,6 +183,24 @@ _LAPTOP = _SMOKE.replace(
         num_generations=4,
     ),
     eval=dict(elbo_samples=4),
+    # chapter 11: SmolLM2's own answers to 2,200 everyday prompts (64 tokens, ~35 min on 2 cores,
+    # built once); one budget for every row: 60 steps x batch 4 x length 128 (~5 min each)
+    retention=dict(
+        self_chat_train=2200,
+        self_chat_test=200,
+        self_chat_max_new_tokens=64,
+        max_length=128,
+        steps=60,
+        batch_size=4,
+        learning_rate=3e-4,
+        block_size=8,
+        max_new_tokens=64,
+        num_prompts=40,
+        humaneval_limit=20,
+        elbo_samples=4,
+        recipes=("plain", "joint-ar", "curriculum", "distill", "complementary", "best"),
+        chapter_recipes=("plain", "best"),
+    ),
 )
 
 # dLLM A2D README "Warmup": tiny-shakespeare pt / alpaca SFT of Qwen/Qwen3-0.6B
@@ -191,6 +245,31 @@ _WARMUP = _SMOKE.replace(
         max_new_tokens=256,
     ),
     hardware=dict(gpus_per_node=1, accelerate_config="ddp", dtype="bfloat16", use_cpu=False),
+    retention=dict(
+        self_chat_train=2200,
+        self_chat_test=200,
+        self_chat_max_new_tokens=128,
+        max_length=512,
+        steps=1000,
+        batch_size=8,
+        learning_rate=1e-4,
+        block_size=32,
+        max_new_tokens=128,
+        num_prompts=200,
+        humaneval_limit=164,
+        elbo_samples=32,
+        recipes=(
+            "plain",
+            "joint-ar",
+            "curriculum",
+            "anneal",
+            "distill",
+            "position",
+            "complementary",
+            "layer-lr",
+            "best",
+        ),
+    ),  # fmt: skip
 )
 
 # dLLM A2D README "Tiny-A2D": 8 nodes x 8 GPUs, zero2, 10 epochs, global batch 2048

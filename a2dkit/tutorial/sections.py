@@ -1,7 +1,7 @@
 """The sections of a ``ScaleConfig``, one per part of the book: ``cfg.source`` (chapter 1),
 ``cfg.pretrain`` (3, 5), ``cfg.sampling`` (4, 6), ``cfg.sft`` (7, 9), ``cfg.eval`` (8),
-``cfg.grpo`` (10) and ``cfg.hardware``. Each is a frozen dataclass whose ``replace`` refuses
-unknown field names; the checks that span sections are ``ScaleConfig``'s.
+``cfg.grpo`` (10), ``cfg.retention`` (11) and ``cfg.hardware``. Each is a frozen dataclass whose
+``replace`` refuses unknown field names; the checks that span sections are ``ScaleConfig``'s.
 
 Three block sizes, one per meaning: ``pretrain.block_size`` (BD3LM continual pretraining, and
 sampling that model), ``sampling.block_size`` (MDLM's semi-autoregressive sampling) and
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 __all__ = [
-    "ALGOS", "Algo", "Section", "Source", "Pretrain", "Sampling", "SFT", "Eval", "GRPO", "Hardware",
-    "check_names",
+    "ALGOS", "Algo", "Section", "Source", "Pretrain", "Sampling", "SFT", "Eval", "GRPO",
+    "Retention", "Hardware", "check_names",
 ]  # fmt: skip
 
 Algo = Literal["mdlm", "bd3lm"]
@@ -192,6 +192,35 @@ class Eval(Section):
     tasks: tuple[str, ...]
     limit: int | None  # lm-eval --limit (None = whole task)
     elbo_samples: int  # Monte-Carlo samples of the likelihood bound
+
+
+@dataclass(frozen=True)
+class Retention(Section):
+    """Chapter 11: chat SFT on the source's own greedy answers (``a2dkit/self-chat``), one run
+    per AR-preserving recipe at one budget (steps x batch x length), each measured against the
+    source on held-out prompts (``bench/bench_retention.py``)."""
+
+    key: ClassVar[str] = "retention"
+    self_chat_train: int  # prompts the source answers for training (a2dkit.data.self_chat)
+    self_chat_test: int  # held-out prompts (never trained on)
+    self_chat_max_new_tokens: int  # the source's answer length
+    max_length: int
+    steps: int
+    batch_size: int
+    learning_rate: float
+    block_size: int  # BD3LM's (and MDLM's semi-autoregressive sampling block)
+    max_new_tokens: int  # answer length when comparing with the source
+    num_prompts: int  # held-out prompts compared
+    humaneval_limit: int  # HumanEval problems (0: skip)
+    elbo_samples: int  # Monte-Carlo samples per held-out answer
+    recipes: tuple[str, ...]  # the table's rows (a2dkit.tutorial.recipes.RECIPES)
+    chapter_recipes: tuple[str, ...]  # the ones chapter 11 trains itself
+
+    def __post_init__(self) -> None:
+        _positive(self, "max_length", "steps", "batch_size", "block_size", "max_new_tokens")
+        if self.max_length % self.block_size:
+            raise ValueError(f"retention.block_size={self.block_size} must divide "
+                             f"retention.max_length={self.max_length}")  # fmt: skip
 
 
 @dataclass(frozen=True)

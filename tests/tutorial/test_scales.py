@@ -99,7 +99,8 @@ def test_replace_names_the_bad_section_or_field_and_lists_the_valid_ones():
     with pytest.raises(TypeError, match=r"sft fields \['blocksize'\]; valid: .*'block_size'"):
         cfg.sft.replace(blocksize=8)
     # the old flat names point to their section
-    with pytest.raises(TypeError, match=r"\['block_size'\].*pretrain, sampling, sft: e\.g\. "):
+    homes = r"\['block_size'\].*pretrain, sampling, sft, retention: e\.g\. "
+    with pytest.raises(TypeError, match=homes):
         cfg.replace(block_size=8)
     with pytest.raises(TypeError, match=r"did you mean replace\(sft=dict\(steps=\.\.\.\)\)"):
         cfg.replace(sft_steps=8)
