@@ -13,7 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from a2dkit.cli import speculative
+from a2dkit.cli import speculative, verifier
 from a2dkit.cli.errors import run_cli
 from a2dkit.cli.sample import SampleArguments, load, sampler_options
 from a2dkit.samplers.prompts import completion, encode
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     (args,) = HfArgumentParser(ChatArguments).parse_args_into_dataclasses(argv)
     set_seed(args.seed)
-    path = speculative.verifier_path(args) if args.speculative else None  # before any weights
+    path = verifier.verifier_path(args) if args.speculative else None  # before any weights
     model, tokenizer, sampler = load(args)
     complete, stats = None, None
     if args.speculative:

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from a2dkit import samplers
-from a2dkit.cli import speculative
+from a2dkit.cli import speculative, verifier
 from a2dkit.cli.errors import run_cli
 from a2dkit.convert.load import load_model
 from a2dkit.diffusion.schedules import SCHEDULES
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     (args,) = HfArgumentParser(SampleMainArguments).parse_args_into_dataclasses(argv)
     set_seed(args.seed)
     prompts = split_prompts(args.prompts)
-    path = speculative.verifier_path(args) if args.speculative else None  # before any weights
+    path = verifier.verifier_path(args) if args.speculative else None  # before any weights
     model, tokenizer, sampler = load(args)
     chats = [[{"role": "user", "content": p}] for p in prompts]
     inputs = [encode(tokenizer, c if args.chat_template else p, args.chat_template)

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import math
 
-import torch
-
-from a2dkit.convert.load import load_ar_model, manifest_source
-from a2dkit.models.families import sliding_window
-from a2dkit.models.loading import load_config
+from a2dkit.cli.verifier import load_verifier
 from a2dkit.samplers import drafters
-from a2dkit.samplers.speculative import CausalVerifier, SpeculativeStats, speculative_decode
+from a2dkit.samplers.speculative import SpeculativeStats, speculative_decode
 
 MODES = ("source", "self")
 
@@ -47,48 +43,6 @@ def check_flags(args) -> None:
     if args.speculative == "self" and args.verifier_path is not None:
         raise ValueError("--verifier_path is for --speculative source; self verifies with the "
                          "model's own weights")  # fmt: skip
-
-
-def verifier_path(args) -> str | None:
-    """The verifier to load (``source``), found before any weights load; None for ``self``."""
-    if args.speculative == "self":
-        _, config = load_config(args.model_name_or_path, args.trust_remote_code)
-        if sliding_window(config) is not None:
-            raise ValueError(f"--speculative self: model_type={config.model_type!r} has no causal "
-                             "path (a sliding window); use --speculative source")  # fmt: skip
-        return None
-    path = args.verifier_path or manifest_source(args.model_name_or_path, args.trust_remote_code)
-    if path is None:
-        raise ValueError(f"{args.model_name_or_path!r} records no source (no a2d_manifest.json): "
-                         "pass --verifier_path")  # fmt: skip
-    load_config(path, args.trust_remote_code)  # a missing verifier: before the drafter loads
-    return path
-
-
-def _check_vocab(tokenizer, verifier_tokenizer, path: str) -> None:
-    """The drafter's vocabulary must be the verifier's plus (at most) its mask token."""
-    drafter = dict(tokenizer.get_vocab())
-    drafter.pop(tokenizer.mask_token, None)
-    if drafter != verifier_tokenizer.get_vocab():
-        extra = sorted(set(drafter) ^ set(verifier_tokenizer.get_vocab()))[:3]
-        raise ValueError(
-            f"verifier {path!r} has another tokenizer than the drafter ({len(drafter)} vs "
-            f"{len(verifier_tokenizer)} tokens; e.g. {extra})"
-        )
-
-
-def load_verifier(args, path: str | None, model, tokenizer):
-    """The AR verifier: ``path`` loaded with the kit's loaders, or the model itself (``self``)."""
-    if path is None:
-        return CausalVerifier(model)
-    dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
-    verifier, verifier_tokenizer = load_ar_model(
-        path, trust_remote_code=args.trust_remote_code, dtype=dtype,
-        allow_pickle_weights=args.allow_pickle_weights,
-        attn_implementation=args.attn_implementation,
-    )  # fmt: skip
-    _check_vocab(tokenizer, verifier_tokenizer, path)
-    return verifier.to(model.device).eval()
 
 
 def drafter(args, sampler, stats: SpeculativeStats):

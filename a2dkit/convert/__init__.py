@@ -14,7 +14,7 @@ from a2dkit.convert.core import (
     init_new_rows,
     to_diffusion,
 )
-from a2dkit.convert.load import load_ar_model, load_model, manifest_source
+from a2dkit.convert.load import load_model
 from a2dkit.convert.on_disk import contract_gate, convert, manifest_dict
 from a2dkit.models.conventions import MASK_TOKEN
 from a2dkit.models.families import UnsupportedModelError
@@ -32,8 +32,6 @@ __all__ = [
     "identity_gate",
     "init_new_rows",
     "load_model",
-    "load_ar_model",
-    "manifest_source",
     "manifest_dict",
     "to_diffusion",
 ]

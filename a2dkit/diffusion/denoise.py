@@ -2,9 +2,7 @@
 to draw them (Gumbel-max), how confident they are, which to commit (top-k or a threshold).
 
 References: MDLM arXiv 2406.07524; LLaDA arXiv 2502.09992 (low-confidence remasking);
-Fast-dLLM arXiv 2505.22618 (confidence-threshold parallel decoding); ``left_to_right`` commits the
-leftmost masks, so each token's draw distribution is its left-to-right conditional (speculative
-sampling's q, arXiv 2211.17192).
+Fast-dLLM arXiv 2505.22618 (confidence-threshold parallel decoding).
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ __all__ = [
     "denoise_step",
 ]
 
-REMASKING = ("low_confidence", "random", "left_to_right")
+REMASKING = ("low_confidence", "random")
 
 
 def num_transfer_tokens(
@@ -87,8 +85,7 @@ def sample_tokens(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def token_confidence(logits: torch.Tensor, x0: torch.Tensor, remasking: str) -> torch.Tensor:
-    """``low_confidence``: probability of the drawn token x0; ``random``: U(0, 1) scores;
-    ``left_to_right``: scores falling with the column, whatever was drawn (leftmost first).
+    """``low_confidence``: probability of the drawn token x0; ``random``: U(0, 1) scores.
 
     Args:
         logits: (B, L, V); x0: (B, L) long.
@@ -98,8 +95,6 @@ def token_confidence(logits: torch.Tensor, x0: torch.Tensor, remasking: str) -> 
     """
     if remasking == "random":
         return torch.rand(x0.shape, device=x0.device)
-    if remasking == "left_to_right":  # independent of x0: the commit order cannot bias the draws
-        return -torch.arange(x0.shape[-1], device=x0.device, dtype=torch.float).expand(x0.shape)
     probs = torch.softmax(logits.float(), dim=-1)  # (B, L, V)
     return probs.gather(-1, x0[..., None]).squeeze(-1)
 

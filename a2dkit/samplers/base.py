@@ -17,10 +17,11 @@ from typing import Literal
 import torch
 
 from a2dkit.diffusion.attention import padding_position_ids
-from a2dkit.diffusion.denoise import REMASKING, denoise_step, num_transfer_tokens, suppress
+from a2dkit.diffusion.denoise import denoise_step, num_transfer_tokens
 from a2dkit.diffusion.schedules import SCHEDULES, Schedule, make_schedule
 from a2dkit.models.conventions import check_attention_implementation, mask_token_id, trained_shift
 from a2dkit.samplers.prompts import check_nonnegative_finite, prompt_ids
+from a2dkit.samplers.proposals import SAMPLER_REMASKING, draw_distribution, left_to_right_step
 
 __all__ = ["SamplerOutput", "SamplerConfig", "Canvas", "BaseSampler", "head_logits"]
 
@@ -111,9 +112,9 @@ class SamplerConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be a positive integer")
         for name in ("temperature", "cfg_scale"):
             check_nonnegative_finite(name, getattr(self, name))  # nan/inf too
-        if self.remasking not in REMASKING:
+        if self.remasking not in SAMPLER_REMASKING:
             raise ValueError(
-                f"remasking={self.remasking!r} is not valid; choose one of {REMASKING}"
+                f"remasking={self.remasking!r} is not valid; choose one of {SAMPLER_REMASKING}"
             )
         if self.threshold is not None and not 0 < self.threshold <= 1:
             raise ValueError(f"threshold={self.threshold} must lie in (0, 1] or be None")
@@ -235,11 +236,7 @@ class BaseSampler:
         if c.proposals is None:
             shape = (*c.ids.shape[:1], c.ids.shape[1] - c.start, logits.shape[-1])
             c.proposals = torch.zeros(shape, dtype=torch.float64, device=logits.device)
-        logits = suppress(logits, banned).double()  # exactly what sample_tokens drew from
-        if temperature == 0:
-            probs = torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).double()
-        else:
-            probs = torch.softmax(logits / temperature, dim=-1)  # (B, L, V)
+        probs = draw_distribution(logits, banned, temperature)  # (B, L, V)
         view = c.proposals[:, span[0] - c.start : span[1] - c.start]
         view[committed] = probs[committed]
 
@@ -261,11 +258,15 @@ class BaseSampler:
                 break
             logits = logits_fn()  # (B, e - s, V)
             banned, before = [*config.banned, self.mask_id], c.ids[:, s:e].clone()
-            c.ids[:, s:e] = denoise_step(
-                logits, before, self.mask_id, k, temperature=config.temperature,
-                remasking=config.remasking, threshold=config.threshold,
-                suppress_tokens=banned,  # a mask is never a prediction
-            )  # fmt: skip
+            if config.remasking == "left_to_right":
+                c.ids[:, s:e] = left_to_right_step(logits, before, self.mask_id, k,
+                                                   config.temperature, banned)  # fmt: skip
+            else:
+                c.ids[:, s:e] = denoise_step(
+                    logits, before, self.mask_id, k, temperature=config.temperature,
+                    remasking=config.remasking, threshold=config.threshold,
+                    suppress_tokens=banned,  # a mask is never a prediction
+                )  # fmt: skip
             if config.return_proposals:
                 self._record(c, span, logits, before != c.ids[:, s:e], banned, config.temperature)
             nfe += 1

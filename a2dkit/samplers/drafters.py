@@ -1,10 +1,7 @@
 """Drafters for speculative decoding: ``draft(prefix, k) -> Draft`` of k tokens after the prefix,
 from an a2dkit sampler (one block of k masks). For sampling (temperature > 0) a draft carries q,
-the distribution each token was drawn from given the prefix and the tokens to its left.
-
-Why left to right when sampling: low-confidence remasking commits the tokens whose draws came out
-most probable, and in any order, so a committed token is not distributed as the softmax it was
-drawn from, nor conditioned only on its left; committing the leftmost masks makes q exact.
+the distribution each token was drawn from given the prefix and the tokens to its left (exact
+only when the tokens are committed left to right: ``proposals``).
 References: Leviathan et al. 2023, arXiv 2211.17192 (§2.3); MDLM arXiv 2406.07524; BD3LM
 arXiv 2503.09573.
 """

@@ -124,11 +124,15 @@ def test_a_verifier_with_another_tokenizer_is_one_line_exit_2(dirs):
     assert last.startswith(f"error: verifier '{other}' has another tokenizer than the drafter")
 
 
-def test_a_missing_verifier_is_named_before_the_drafter_loads(dirs):
-    argv = ["--model_name_or_path", dirs["a2d"], "--speculative", "source", "--verifier_path",
-            MISSING, *FLAGS]  # fmt: skip
+def test_a_missing_or_a2d_verifier_is_named_before_the_drafter_loads(dirs):
+    argv = ["--model_name_or_path", MISSING, "--speculative", "source", *FLAGS]
     with pytest.raises(ValueError, match=f"model path '{MISSING}' not found"):
-        sample.main(argv)
+        sample.main([*argv, "--verifier_path", MISSING])
+    with pytest.raises(ValueError, match=f"model path '{MISSING}' not found"):
+        sample.main(argv)  # the drafter's manifest is read first
+    argv[1] = dirs["bare"]
+    with pytest.raises(ValueError, match="is an A2D model; for its AR mode use --speculative self"):
+        sample.main([*argv, "--verifier_path", dirs["a2d"]])
 
 
 def test_chat_replies_with_the_verifiers_greedy_text(dirs, monkeypatch, capsys):
