@@ -1,7 +1,12 @@
 """Bench: one run, same held-out prompts, same max_new_tokens: the source AR model's own greedy
 ``generate`` (KV cache) beside MDLM (kv_cache none / prefix / dual) and BD3LM (reuse / card), each
-with fixed steps and with threshold decoding. Per row: tokens/s (CPU time and wall), forward
-passes per token, exact match, agreement with exact MDLM, and ratios to the AR and exact MDLM rows.
+with fixed steps and with threshold decoding, and speculative decoding (BD3LM drafts of
+--draft_length, fixed steps or threshold, verified greedily by the source AR model, "spec source",
+or by the BD3LM model itself in causal mode, "spec self", beside its own AR-mode generate). Per
+row: tokens/s (CPU time and wall), forward passes per token, exact match, agreement with exact
+MDLM, and ratios to the AR and exact MDLM rows; per speculative row: accepted drafts per verifier
+forward and identity with its verifier's greedy generate. Speculative rows decode one prompt at a
+time: compare their tok/s with the AR row at --batch_size 1.
 
 Run: A2DKIT_SCALE=smoke python bench/bench_decoding.py   (trains the smoke SFT models once, cached)
      python bench/bench_decoding.py --ar_model AR --mdlm_model A2D --bd3lm_model A2D
@@ -20,13 +25,19 @@ import torch
 
 from a2dkit import data, tutorial
 from a2dkit.eval import exact_match
-from a2dkit.samplers import BD3LMSampler, MDLMSampler
+from a2dkit.models import causal_mode
+from a2dkit.samplers import BD3LMSampler, CausalVerifier, MDLMSampler, SpeculativeStats
+from a2dkit.samplers.drafters import sampler_drafter
+from a2dkit.samplers.speculative import speculative_greedy
 
 THRESHOLD = 0.9  # Fast-dLLM's default
 # (name, sampler, kv_cache, threshold?) of every diffusion row, after the AR row
 ROWS = [(f"{algo} {kv}{' +thr' if thr else ''}", algo, kv, thr)
         for algo, modes in (("mdlm", ("none", "prefix", "dual")), ("bd3lm", ("reuse", "card")))
         for kv in modes for thr in (False, True)]  # fmt: skip
+SPEC_ROWS = [("bd3lm as AR", "causal", None, False)] + [
+    (f"spec {mode}{' +thr' if thr else ''}", "spec", mode, thr)
+    for mode in ("source", "self") for thr in (False, True)]  # fmt: skip
 EXACT = "mdlm none"
 SAMPLERS = {"mdlm": MDLMSampler, "bd3lm": BD3LMSampler}
 
@@ -44,6 +55,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threshold", type=float, default=THRESHOLD)
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (CPU time is summed)")
+    p.add_argument("--draft_length", type=int, default=8, help="speculative rows' draft length")
     return p.parse_args(argv)
 
 
@@ -85,13 +97,35 @@ def ar_generate(model, tok, prompts: list[list[int]], new: int):
     return out[:, width:], len(calls)
 
 
+def spec_row(row, models, prompts, args, new: int) -> dict:
+    """Speculative greedy decoding, one prompt at a time: BD3LM drafts, the source AR model (or
+    the BD3LM model in causal mode) verifying; tokens are those committed (up to EOS)."""
+    name, _, mode, thr = row
+    model, tok = models["bd3lm"]
+    verifier = models["ar"][0] if mode == "source" else CausalVerifier(model)
+    stats = SpeculativeStats()
+    threshold = args.threshold if thr else None
+    drafter = sampler_drafter(BD3LMSampler(model, tok), stats, threshold=threshold)
+    cpu, wall = time.process_time(), time.perf_counter()
+    gens = [speculative_greedy(verifier, drafter, p, new, args.draft_length, tok.eos_token_id,
+                               stats) for p in prompts]  # fmt: skip
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return dict(name=name, cpu_tps=stats.tokens / cpu, wall_tps=stats.tokens / wall,
+                nfe_per_token=stats.forwards_per_token, gens=gens, stats=stats,
+                eos=tok.eos_token_id, texts=tok.batch_decode(gens))  # fmt: skip
+
+
 def run_row(row, models, prompts, args, new: int, block: int) -> dict:
     """Generate for every prompt in batches; time it, count forwards and generated positions."""
     name, algo, kv, thr = row
-    model, tok = models[algo]
-    sampler = (
-        None if algo == "ar" else (MDLMSampler if algo == "mdlm" else BD3LMSampler)(model, tok)
-    )
+    if algo == "spec":
+        return spec_row(row, models, prompts, args, new)
+    if algo == "causal":  # the BD3LM model's own AR mode: the spec self rows' reference
+        with causal_mode(models["bd3lm"][0]):
+            return run_row((name, "ar-bd3lm", kv, thr), models, prompts, args, new, block)
+    model, tok = models["bd3lm" if algo == "ar-bd3lm" else algo]
+    sampler_cls = None if algo.startswith("ar") else SAMPLERS[algo]
+    sampler = None if sampler_cls is None else sampler_cls(model, tok)
     kw = dict(max_new_tokens=new, block_size=block, steps=new, kv_cache=kv, return_history=False)
     kw["threshold"] = args.threshold if thr else None
     texts, gens, nfe, tokens = [], [], 0, 0
@@ -147,7 +181,7 @@ def run(args: argparse.Namespace) -> list[dict]:
           f"{args.threads} thread(s); {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, torch {torch.__version__}", flush=True)  # fmt: skip
     rows = []
-    for row in [("ar greedy", "ar", None, False), *ROWS]:
+    for row in [("ar greedy", "ar", None, False), *ROWS, *SPEC_ROWS]:
         rows.append(run_row(row, models, prompts, args, new, block))
         print(f"[{row[0]}: {rows[-1]['cpu_tps']:.1f} tok/s CPU]", flush=True)
     by = {r["name"]: r for r in rows}
@@ -158,6 +192,29 @@ def run(args: argparse.Namespace) -> list[dict]:
         r["x_exact"] = r["cpu_tps"] / by[EXACT]["cpu_tps"]
         r["x_exact_wall"] = r["wall_tps"] / by[EXACT]["wall_tps"]
     return rows
+
+
+def _until_eos(ids: list[int], eos: int | None) -> list[int]:
+    return ids[: ids.index(eos) + 1] if eos in ids else ids
+
+
+def spec_report(rows: list[dict]) -> list[str]:
+    """Per speculative row: acceptance, forwards per token, identity with its verifier's greedy
+    generate (prompt by prompt, up to EOS), tok/s against it."""
+    by, lines = {r["name"]: r for r in rows}, []
+    for r in rows:
+        if "stats" not in r:
+            continue
+        ref, eos = by["ar greedy" if "source" in r["name"] else "bd3lm as AR"], r["eos"]
+        pairs = zip(r["gens"], ref["gens"], strict=True)
+        same = sum(_until_eos(a, eos) == _until_eos(b, eos) for a, b in pairs)
+        s = r["stats"]
+        lines.append(f"{r['name']}: {s.accepted_per_verifier_forward:.2f} accepted per verifier "
+                     f"forward, {s.forwards_per_token:.2f} forwards per token (drafter "
+                     f"{s.drafter_forwards}, verifier {s.verifier_forwards}), identical to "
+                     f"{ref['name']} on {same}/{len(r['gens'])} prompts, wall tok/s "
+                     f"{r['wall_tps'] / ref['wall_tps']:.2f}x {ref['name']}'s")  # fmt: skip
+    return lines
 
 
 def report(rows: list[dict]) -> list[str]:
@@ -187,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(parse(argv))
     print(table(rows))
     print("\n".join(report(rows)))
+    print("\n".join(spec_report(rows)))
     return 0
 
 

@@ -3,6 +3,7 @@
 Run: python -m a2dkit.cli.chat --model_name_or_path models/a2d/Qwen3-0.6B --algo bd3lm \
     --chat_template True   (fast: --algo mdlm --kv_cache dual --threshold 0.9)
 Type a message and press Enter; "exit" or end of input (Ctrl-D) quits.
+Lossless: --speculative source (the source AR model verifies the drafts; no replay then).
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573 (dLLM a2d chat.py).
 """
 
@@ -12,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from a2dkit.cli import speculative, verifier
 from a2dkit.cli.errors import run_cli
 from a2dkit.cli.sample import SampleArguments, load, sampler_options
 from a2dkit.samplers.prompts import completion, encode
@@ -46,7 +48,7 @@ def replay(console, tokenizer, out, args: ChatArguments) -> None:
     """Re-render the canvas after each denoising step (row 0) in a live terminal region."""
     from rich.live import Live
 
-    if not args.visualize or not out.history:
+    if not args.visualize or out is None or not out.history:
         return
     with Live(console=console, refresh_per_second=60, transient=True) as live:
         for canvas in out.history:
@@ -54,12 +56,15 @@ def replay(console, tokenizer, out, args: ChatArguments) -> None:
             time.sleep(args.frame_delay)
 
 
-def reply(sampler, tokenizer, history: list[dict], args: ChatArguments):
-    """Sample the assistant's next message for the conversation so far."""
+def reply(sampler, tokenizer, history: list[dict], args: ChatArguments, complete=None):
+    """Sample the assistant's next message for the conversation so far (``complete``: the
+    speculative decoder, which has no denoising to replay)."""
     if args.chat_template:
         ids = encode(tokenizer, history, True)
     else:  # no template: the running transcript is the prompt
         ids = encode(tokenizer, "\n".join(m["content"] for m in history) + "\n", False)
+    if complete is not None:
+        return None, complete(ids).strip()
     out = sampler.sample([ids], **sampler_options(args))
     return out, completion(tokenizer, out, 0).strip()
 
@@ -71,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
 
     (args,) = HfArgumentParser(ChatArguments).parse_args_into_dataclasses(argv)
     set_seed(args.seed)
-    _, tokenizer, sampler = load(args)
+    path = verifier.verifier_path(args) if args.speculative else None  # before any weights
+    model, tokenizer, sampler = load(args)
+    complete, stats = None, None
+    if args.speculative:
+        complete, stats = speculative.completer(args, path, model, tokenizer, sampler)
     console, history = Console(), []
     console.print(f"[bold]a2dkit chat[/bold] ({args.algo}); 'exit' or Ctrl-D quits")
     while True:
@@ -80,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         if not line or line.strip() == "exit":
             break
         history.append({"role": "user", "content": line.strip()})
-        out, text = reply(sampler, tokenizer, history, args)
+        out, text = reply(sampler, tokenizer, history, args, complete)
         replay(console, tokenizer, out, args)
         console.print(f"[bold cyan]assistant>[/bold cyan] {escape(text)}")
+        if stats is not None:
+            console.print(escape(speculative.summary(stats)), style="dim")
         history.append({"role": "assistant", "content": text})
     return 0
 

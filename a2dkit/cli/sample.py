@@ -3,18 +3,23 @@
 Run: python -m a2dkit.cli.sample --model_name_or_path models/a2d/Qwen3-0.6B --algo bd3lm \
     --chat_template True --prompts "Write a haiku about rain." --prompts "What is BFS?"
 Fast (Fast-dLLM): --algo mdlm --block_size 32 --kv_cache dual --threshold 0.9
-References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; Fast-dLLM arXiv 2505.22618.
+Lossless (the source AR model's output): --speculative source --draft_length 8 --json out.json
+References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; Fast-dLLM arXiv 2505.22618;
+speculative decoding arXiv 2211.17192.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
 from a2dkit import samplers
+from a2dkit.cli import speculative, verifier
 from a2dkit.cli.errors import run_cli
 from a2dkit.convert.load import load_model
 from a2dkit.diffusion.schedules import SCHEDULES
@@ -57,6 +62,9 @@ class SampleArguments:
     attn_implementation: str = "sdpa"
     trust_remote_code: bool = field(default=False, metadata={"help": "run the model's own code"})
     allow_pickle_weights: bool = field(default=False, metadata={"help": "load .bin weights"})
+    speculative: str | None = field(default=None, metadata={"help": f"{speculative.MODES}"})
+    draft_length: int = field(default=8, metadata={"help": "tokens per draft (--speculative)"})
+    verifier_path: str | None = field(default=None, metadata={"help": "default: the manifest's"})
 
     def __post_init__(self):
         if self.algo not in ALGOS:
@@ -64,6 +72,14 @@ class SampleArguments:
         check_attention_implementation(self.attn_implementation)  # before the model loads
         if self.schedule is not None and self.schedule not in SCHEDULES:
             raise ValueError(f"schedule={self.schedule!r} is not valid; None or {tuple(SCHEDULES)}")
+        speculative.check_flags(self)
+
+
+@dataclass
+class SampleMainArguments(SampleArguments):
+    """``sample``'s flags: the sampling ones, and where to write the results."""
+
+    json: str | None = field(default=None, metadata={"help": "write completions and statistics"})
 
 
 def load(args: SampleArguments):
@@ -108,18 +124,25 @@ def with_algo(algo: str, main: Callable[[list[str]], int], argv: list[str] | Non
 def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser, set_seed
 
-    (args,) = HfArgumentParser(SampleArguments).parse_args_into_dataclasses(argv)
+    (args,) = HfArgumentParser(SampleMainArguments).parse_args_into_dataclasses(argv)
     set_seed(args.seed)
     prompts = split_prompts(args.prompts)
-    _, tokenizer, sampler = load(args)
+    path = verifier.verifier_path(args) if args.speculative else None  # before any weights
+    model, tokenizer, sampler = load(args)
     chats = [[{"role": "user", "content": p}] for p in prompts]
     inputs = [encode(tokenizer, c if args.chat_template else p, args.chat_template)
               for c, p in zip(chats, prompts, strict=True)]  # fmt: skip
-    out = sampler.sample(inputs, **sampler_options(args))
-    for row, prompt in enumerate(prompts):
-        print(f"\n[Sample {row}] {prompt}")
-        print(completion(tokenizer, out, row))
-    print(f"\n[a2dkit] {out.nfe} forward passes for {len(prompts)} x {args.max_new_tokens} tokens")
+    if args.speculative:
+        texts, stats = speculative.run(args, path, model, tokenizer, sampler, inputs)
+    else:
+        out = sampler.sample(inputs, **sampler_options(args))
+        texts, stats = [completion(tokenizer, out, r) for r in range(len(inputs))], {"nfe": out.nfe}
+        print(f"[a2dkit] {out.nfe} forward passes for {len(inputs)} x {args.max_new_tokens} tokens")
+    for row, (prompt, text) in enumerate(zip(prompts, texts, strict=True)):
+        print(f"\n[Sample {row}] {prompt}\n{text}")
+    if args.json:
+        rows = [{"prompt": p, "completion": t} for p, t in zip(prompts, texts, strict=True)]
+        Path(args.json).write_text(json.dumps({"samples": rows, "statistics": stats}, indent=2))
     return 0
 
 

@@ -1,17 +1,24 @@
 """Samplers for A2D models: MDLM (LLaDA-style, semi-autoregressive blocks, optional Fast-dLLM
 prefix / dual KV caches) and BD3LM (block diffusion with a KV cache); both denoise with
 ``a2dkit.diffusion.denoise``. ``threshold``: Fast-dLLM decoding. ``speculative``: a drafter's
-blocks verified by an AR model, losslessly.
+blocks (``drafters``) verified by an AR model, losslessly (``acceptance``: greedy, or speculative
+sampling).
 
 References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; LLaDA arXiv 2502.09992; Fast-dLLM
-arXiv 2505.22618.
+arXiv 2505.22618; speculative sampling arXiv 2211.17192.
 """
 
 from a2dkit.samplers.base import BaseSampler, SamplerConfig, SamplerOutput, head_logits
 from a2dkit.samplers.bd3lm import KV_CACHE_MODES, BD3LMSampler, BD3LMSamplerConfig
+from a2dkit.samplers.drafters import Draft, proposal_drafter, sampler_drafter
 from a2dkit.samplers.mdlm import MDLM_KV_CACHE_MODES, MDLMSampler, MDLMSamplerConfig
 from a2dkit.samplers.prompts import completion, encode
-from a2dkit.samplers.speculative import SpeculativeStats, sampler_drafter, speculative_greedy
+from a2dkit.samplers.speculative import (
+    CausalVerifier,
+    SpeculativeStats,
+    speculative_decode,
+    speculative_greedy,
+)
 
 __all__ = [
     "SamplerOutput",
@@ -27,6 +34,10 @@ __all__ = [
     "encode",
     "completion",
     "SpeculativeStats",
+    "CausalVerifier",
+    "Draft",
     "sampler_drafter",
+    "proposal_drafter",
+    "speculative_decode",
     "speculative_greedy",
 ]

@@ -17,10 +17,11 @@ from typing import Literal
 import torch
 
 from a2dkit.diffusion.attention import padding_position_ids
-from a2dkit.diffusion.denoise import REMASKING, denoise_step, num_transfer_tokens
+from a2dkit.diffusion.denoise import denoise_step, num_transfer_tokens
 from a2dkit.diffusion.schedules import SCHEDULES, Schedule, make_schedule
 from a2dkit.models.conventions import check_attention_implementation, mask_token_id, trained_shift
 from a2dkit.samplers.prompts import check_nonnegative_finite, prompt_ids
+from a2dkit.samplers.proposals import SAMPLER_REMASKING, draw_distribution, left_to_right_step
 
 __all__ = ["SamplerOutput", "SamplerConfig", "Canvas", "BaseSampler", "head_logits"]
 
@@ -61,6 +62,8 @@ class SamplerOutput:
     ``history`` holds the (B, T) canvas before the first and after every denoising step (plus a
     last canvas if finished BD3LM rows were padded early); ``nfe`` counts every model forward call.
     Columns ``gen_start:gen_end`` were denoised (BD3LM stops early once every row has its EOS).
+    ``proposals`` (``return_proposals``): (B, T - gen_start, V) float64, the softmax(logits / T)
+    each generated token was drawn from at the step that committed it (one-hot at temperature 0).
     """
 
     sequences: torch.Tensor
@@ -68,6 +71,7 @@ class SamplerOutput:
     nfe: int = 0
     gen_start: int = 0
     gen_end: int | None = None
+    proposals: torch.Tensor | None = None
 
 
 @dataclass
@@ -83,13 +87,15 @@ class SamplerConfig:
     per step, the same counts as dLLM's library sampler (``num_transfer_tokens``).
     ``right_shift_logits``: None (default) reads the checkpoint's ``config.right_shift_logits``,
     which the trainers record (``trained_shift``); True/False override it.
+    ``return_proposals``: keep, for every generated column, the distribution its token was drawn
+    from (``SamplerOutput.proposals``; a speculative-sampling drafter's q).
     """
 
     max_new_tokens: int = 128
     block_size: int = 128
     steps: int = 128
     temperature: float = 0.0
-    remasking: Literal["low_confidence", "random"] = "low_confidence"
+    remasking: Literal["low_confidence", "random", "left_to_right"] = "low_confidence"
     stochastic_transfer: bool = False
     cfg_scale: float = 0.0
     suppress_tokens: list[int] | None = None
@@ -98,6 +104,7 @@ class SamplerConfig:
     threshold: float | None = None
     schedule: str | None = None
     return_history: bool = True
+    return_proposals: bool = False
 
     def __post_init__(self):
         for name in ("max_new_tokens", "block_size", "steps"):
@@ -105,9 +112,9 @@ class SamplerConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be a positive integer")
         for name in ("temperature", "cfg_scale"):
             check_nonnegative_finite(name, getattr(self, name))  # nan/inf too
-        if self.remasking not in REMASKING:
+        if self.remasking not in SAMPLER_REMASKING:
             raise ValueError(
-                f"remasking={self.remasking!r} is not valid; choose one of {REMASKING}"
+                f"remasking={self.remasking!r} is not valid; choose one of {SAMPLER_REMASKING}"
             )
         if self.threshold is not None and not 0 < self.threshold <= 1:
             raise ValueError(f"threshold={self.threshold} must lie in (0, 1] or be None")
@@ -147,12 +154,14 @@ class SamplerConfig:
 @dataclass
 class Canvas:
     """The sampling canvas: ids (B, T) long, valid (B, T) bool (False = pad), position ids (B, T),
-    and ``start``, the first generated column (prompts are left-padded up to it)."""
+    ``start``, the first generated column (prompts are left-padded up to it), and ``proposals``
+    (B, T - start, V) float64 when they are recorded."""
 
     ids: torch.Tensor
     valid: torch.Tensor
     pos: torch.Tensor
     start: int
+    proposals: torch.Tensor | None = None
 
 
 class BaseSampler:
@@ -222,6 +231,15 @@ class BaseSampler:
         uncond[:, : c.start] = torch.where(prompt, self.mask_id, c.ids[:, : c.start])
         return torch.cat([c.ids, uncond]), c.valid.repeat(2, 1), c.pos.repeat(2, 1)
 
+    def _record(self, c: Canvas, span, logits, committed, banned, temperature: float) -> None:
+        """Store the draw distributions of the columns just committed (``committed`` (B, L))."""
+        if c.proposals is None:
+            shape = (*c.ids.shape[:1], c.ids.shape[1] - c.start, logits.shape[-1])
+            c.proposals = torch.zeros(shape, dtype=torch.float64, device=logits.device)
+        probs = draw_distribution(logits, banned, temperature)  # (B, L, V)
+        view = c.proposals[:, span[0] - c.start : span[1] - c.start]
+        view[committed] = probs[committed]
+
     def _plan(self, block: torch.Tensor, steps: int, config: SamplerConfig):
         """Per-step transfer counts (B,), skipping steps where no row commits anything."""
         if config.threshold is not None:
@@ -239,11 +257,18 @@ class BaseSampler:
             if not (c.ids[:, s:e] == self.mask_id).any():
                 break
             logits = logits_fn()  # (B, e - s, V)
-            c.ids[:, s:e] = denoise_step(
-                logits, c.ids[:, s:e], self.mask_id, k, temperature=config.temperature,
-                remasking=config.remasking, threshold=config.threshold,
-                suppress_tokens=[*config.banned, self.mask_id],  # a mask is never a prediction
-            )  # fmt: skip
+            banned, before = [*config.banned, self.mask_id], c.ids[:, s:e].clone()
+            if config.remasking == "left_to_right":
+                c.ids[:, s:e] = left_to_right_step(logits, before, self.mask_id, k,
+                                                   config.temperature, banned)  # fmt: skip
+            else:
+                c.ids[:, s:e] = denoise_step(
+                    logits, before, self.mask_id, k, temperature=config.temperature,
+                    remasking=config.remasking, threshold=config.threshold,
+                    suppress_tokens=banned,  # a mask is never a prediction
+                )  # fmt: skip
+            if config.return_proposals:
+                self._record(c, span, logits, before != c.ids[:, s:e], banned, config.temperature)
             nfe += 1
             if history is not None:
                 history.append(c.ids.clone())

@@ -123,4 +123,4 @@ class BD3LMSampler(BaseSampler):
             c.ids[:, c.start :] = c.ids[:, c.start :].masked_fill(left, self.pad_id)
             if history is not None:
                 history.append(c.ids.clone())
-        return SamplerOutput(c.ids, history, nfe, c.start, end)
+        return SamplerOutput(c.ids, history, nfe, c.start, end, c.proposals)

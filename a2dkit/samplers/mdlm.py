@@ -77,7 +77,7 @@ class MDLMSampler(BaseSampler):
             else:
                 logits_fn = _BlockCache(self, c, (s, e), config)
             nfe += self._denoise_block(c, (s, e), config, logits_fn, history)
-        return SamplerOutput(c.ids, history, nfe, c.start, total)
+        return SamplerOutput(c.ids, history, nfe, c.start, total, c.proposals)
 
     def _logits(self, c: Canvas, span, config: SamplerConfig, cache=None) -> torch.Tensor:
         """Run the whole canvas; logits of ``span`` (right-shifted: of the columns one to

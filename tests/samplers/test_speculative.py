@@ -1,7 +1,9 @@
 """Speculative decoding is lossless: its output is the verifier's greedy decoding, whatever the
-drafter proposes (float64, tiny models); perfect drafts are all accepted."""
+drafter proposes (float64, tiny models), with the source AR model or the A2D model itself in its
+AR mode (``self``) as the verifier; perfect drafts are all accepted."""
 
 import copy
+import json
 
 import pytest
 import torch
@@ -10,7 +12,13 @@ from conftest import make_tiny_ar
 from a2dkit import convert
 from a2dkit.models import causal_mode
 from a2dkit.samplers import BD3LMSampler, MDLMSampler
-from a2dkit.samplers.speculative import SpeculativeStats, sampler_drafter, speculative_greedy
+from a2dkit.samplers.drafters import sampler_drafter
+from a2dkit.samplers.speculative import (
+    CausalVerifier,
+    SpeculativeStats,
+    speculative_decode,
+    speculative_greedy,
+)
 
 PROMPTS = [[5, 17, 42], [8, 99, 23, 61, 7, 30], [11]]
 
@@ -64,9 +72,62 @@ def test_perfect_drafts_are_all_accepted(pair):
 def test_an_a2d_model_in_causal_mode_verifies_as_its_source(pair):
     source, a2d, tok = pair
     drafter = sampler_drafter(MDLMSampler(a2d, tok))
-    with causal_mode(a2d):
-        got = speculative_greedy(a2d, drafter, PROMPTS[1], 8, draft_length=3)
+    got = speculative_greedy(a2d, drafter, PROMPTS[1], 8, draft_length=3)  # self: causal_mode
     assert got == _greedy(source, PROMPTS[1], 8)
+
+
+@pytest.fixture(scope="module")
+def own(pair):
+    """An A2D model whose AR mode is its own, not its source's (perturbed, as joint training
+    would leave it), and its AR-mode greedy decoding (``causal_mode`` + ``generate``)."""
+    source, a2d, tok = pair
+    model = copy.deepcopy(a2d)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.model.layers[0].parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+
+    def ar_greedy(prompt, n, eos=None):
+        with causal_mode(model):
+            return _greedy(model, prompt, n, eos)
+
+    assert any(ar_greedy(p, 10) != _greedy(source, p, 10) for p in PROMPTS)  # control
+    return model, tok, ar_greedy
+
+
+@pytest.mark.parametrize("sampler_cls", [MDLMSampler, BD3LMSampler])
+def test_self_mode_is_the_models_own_ar_greedy_decoding(own, sampler_cls):
+    model, tok, ar_greedy = own
+    stats = SpeculativeStats()
+    drafter = sampler_drafter(sampler_cls(model, tok), stats)  # the same weights, bidirectional
+    for prompt in PROMPTS:
+        got = speculative_greedy(CausalVerifier(model), drafter, prompt, 10, 4, stats=stats)
+        assert got == ar_greedy(prompt, 10)
+    eos = ar_greedy(PROMPTS[1], 10)[3]
+    got = speculative_greedy(model, drafter, PROMPTS[1], 10, 3, eos_token_id=eos)
+    assert got == ar_greedy(PROMPTS[1], 10, eos=eos) and got[-1] == eos
+    assert not model.a2d_causal  # drafting between verifier calls stays bidirectional
+
+
+def test_a_causal_verifier_needs_an_a2d_model(pair):
+    source, _, _ = pair
+    with pytest.raises(TypeError, match="causal_mode needs an A2D model"):
+        CausalVerifier(source)
+
+
+def test_statistics_as_json(pair):
+    source, a2d, tok = pair
+    stats = SpeculativeStats()
+    drafter = sampler_drafter(BD3LMSampler(a2d, tok), stats)
+    speculative_decode(source, drafter, PROMPTS[0], 9, 4, stats=stats)
+    d = json.loads(json.dumps(stats.as_dict()))
+    assert d["tokens"] == 9 and d["tokens_per_second"] > 0 and d["seconds"] > 0
+    rounds = sum(d["acceptance_histogram"].values())
+    assert rounds == stats.verifier_forwards - 1  # every forward but the prefill verifies
+    accepted = sum(int(n) * c for n, c in d["acceptance_histogram"].items())
+    assert accepted + rounds == 9 and d["accepted_per_verifier_forward"] == accepted / rounds
+    want = (stats.verifier_forwards + stats.drafter_forwards) / 9
+    assert d["forwards_per_token"] == want
 
 
 def test_bad_input_is_refused(pair):
@@ -75,3 +136,7 @@ def test_bad_input_is_refused(pair):
         speculative_greedy(source, lambda p, k: [1] * k, [5], 4, draft_length=0)
     with pytest.raises(ValueError, match="returned 1 tokens; 3 were asked for"):
         speculative_greedy(source, lambda p, k: [1], [5], 8, draft_length=3)
+    with pytest.raises(ValueError, match="sampling .* needs a drafter that returns q"):
+        speculative_decode(source, lambda p, k: [1] * k, [5], 4, 2, temperature=1.0)
+    with pytest.raises(ValueError, match="temperature=-1.0 must be a finite number"):
+        speculative_decode(source, lambda p, k: [1] * k, [5], 4, 2, temperature=-1.0)

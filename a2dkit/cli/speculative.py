@@ -1,0 +1,88 @@
+"""``--speculative source|self`` for ``sample`` and ``chat``: the A2D model drafts
+``--draft_length`` tokens, an AR verifier (the source model, or the same weights in causal mode)
+accepts them; the output is the verifier's (greedy, or sampled at ``--temperature``).
+
+Run: python -m a2dkit.cli.sample --model_name_or_path models/a2d/Qwen3-0.6B --speculative source \
+    --draft_length 8 --json out.json
+References: speculative decoding arXiv 2211.17192; MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573.
+"""
+
+from __future__ import annotations
+
+import math
+
+from a2dkit.cli.verifier import load_verifier
+from a2dkit.samplers import drafters
+from a2dkit.samplers.speculative import SpeculativeStats, speculative_decode
+
+MODES = ("source", "self")
+
+
+def check_flags(args) -> None:
+    """Flag combinations speculative decoding cannot honour (no file is read)."""
+    if args.speculative is None:
+        if args.verifier_path is not None:
+            raise ValueError("--verifier_path needs --speculative source")
+        return
+    if args.speculative not in MODES:
+        raise ValueError(f"speculative={args.speculative!r} is not valid; choose one of {MODES} "
+                         "or omit it (off)")  # fmt: skip
+    if not 0 < args.draft_length <= args.max_new_tokens:
+        raise ValueError(f"draft_length={args.draft_length} must lie in 1..max_new_tokens="
+                         f"{args.max_new_tokens}")  # fmt: skip
+    if args.cfg_scale != 0:
+        raise ValueError(f"--speculative cannot honour cfg_scale={args.cfg_scale}: the AR "
+                         "verifier has no guidance; use --cfg_scale 0")  # fmt: skip
+    if args.remasking == "random":
+        raise ValueError("--speculative cannot honour remasking='random'; use low_confidence")
+    if args.temperature > 0 and args.threshold is not None:
+        raise ValueError(
+            f"--speculative at temperature={args.temperature} drafts left to right in fixed "
+            f"steps; threshold={args.threshold} cannot be honoured"
+        )
+    if args.speculative == "self" and args.verifier_path is not None:
+        raise ValueError("--verifier_path is for --speculative source; self verifies with the "
+                         "model's own weights")  # fmt: skip
+
+
+def drafter(args, sampler, stats: SpeculativeStats):
+    """One block of ``--draft_length`` per draft, with the flags' share of ``--steps``."""
+    steps = max(1, math.ceil(args.steps * args.draft_length / args.max_new_tokens))
+    if args.temperature > 0:
+        return drafters.proposal_drafter(sampler, args.temperature, stats, steps=steps)
+    return drafters.sampler_drafter(sampler, stats, steps=steps, remasking=args.remasking,
+                                    threshold=args.threshold)  # fmt: skip
+
+
+def generate(args, verifier, draft, ids: list[int], eos: int | None, stats) -> list[int]:
+    """One prompt's completion ids (rows are decoded one at a time)."""
+    n, k, t = args.max_new_tokens, args.draft_length, args.temperature
+    return speculative_decode(verifier, draft, ids, n, k, temperature=t, eos_token_id=eos,
+                              stats=stats)  # fmt: skip
+
+
+def summary(stats: SpeculativeStats) -> str:
+    return (f"[a2dkit] speculative: {stats.accepted_per_verifier_forward:.2f} accepted per "
+            f"verifier forward, {stats.forwards_per_token:.2f} forwards per token, "
+            f"{stats.tokens_per_second:.1f} tok/s")  # fmt: skip
+
+
+def completer(args, path: str | None, model, tokenizer, sampler):
+    """(``complete(ids) -> text``, its running statistics): the verifier loaded once."""
+    verifier = load_verifier(args, path, model, tokenizer)
+    stats = SpeculativeStats()
+    draft, eos = drafter(args, sampler, stats), tokenizer.eos_token_id
+
+    def complete(ids: list[int]) -> str:
+        gen = generate(args, verifier, draft, ids, eos, stats)
+        return tokenizer.decode([t for t in gen if t != eos], skip_special_tokens=True)
+
+    return complete, stats
+
+
+def run(args, path: str | None, model, tokenizer, sampler, inputs) -> tuple[list[str], dict]:
+    """Every prompt's completion text, one row at a time, and the statistics (``as_dict``)."""
+    complete, stats = completer(args, path, model, tokenizer, sampler)
+    texts = [complete(ids) for ids in inputs]
+    print(summary(stats))
+    return texts, stats.as_dict()
