@@ -221,13 +221,15 @@ def build_self_chat(
     partial.mkdir(parents=True, exist_ok=True)
     done = _read_done(partial / _ANSWERS)  # a killed build resumes where it stopped
     todo = [i for i in range(len(prompts)) if i not in done]
-    started = time.perf_counter()
+    clock = partial / "seconds"  # generation time of every run of this build, summed
+    started = time.perf_counter() - (float(clock.read_text()) if clock.is_file() else 0.0)
     batches = _answer_batches(model, tokenizer, prompts, todo, settings.max_new_tokens, batch_size)
     with open(partial / _ANSWERS, "a", encoding="utf-8") as fh:
         for batch in batches:
             fh.writelines(json.dumps({"index": i} | a) + "\n" for i, a in batch)
             fh.flush()
             done.update(batch)
+            clock.write_text(f"{time.perf_counter() - started:.1f}")
             if on_batch is not None:
                 on_batch(len(done), len(prompts))
     seconds = time.perf_counter() - started
@@ -238,13 +240,15 @@ def build_self_chat(
     info = _describe(model, settings, answers, seconds, batch_size, len(todo))
     (partial / INFO).write_text(json.dumps(info, indent=2))
     (partial / _ANSWERS).unlink()
+    clock.unlink(missing_ok=True)
     shutil.rmtree(out, ignore_errors=True)  # an incomplete set (no self_chat.json)
     os.replace(partial, out)
     return out
 
 
-def _describe(model: Any, settings: SelfChatSettings, answers: list, seconds: float,
-              batch_size: int, generated: int) -> dict[str, Any]:  # fmt: skip
+def _describe(
+    model: Any, settings: SelfChatSettings, answers: list, seconds: float, batch: int, todo: int
+) -> dict[str, Any]:
     import platform
 
     import transformers
@@ -258,14 +262,14 @@ def _describe(model: Any, settings: SelfChatSettings, answers: list, seconds: fl
         "mean_answer_tokens": sum(a["num_tokens"] for a in answers) / max(len(answers), 1),
         "weights_sha256": _weights_sha256(model),
         "generation": {
-            "seconds": round(seconds, 1),
-            "prompts_generated": generated,
-            "batch_size": batch_size,
+            "seconds": round(seconds, 1),  # summed over a resumed build's runs
+            "prompts_generated": todo,  # in this run (a resumed build did the rest before)
+            "batch_size": batch,
             "device": str(model.device),
             "torch_threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
             "machine": platform.processor() or platform.machine(),
-        },  # fmt: skip
+        },
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
 

@@ -90,8 +90,12 @@ def test_a_built_set_is_reused_and_a_killed_build_resumes(model_and_tokenizer, t
     partial.mkdir()
     done = {"index": 1, "answer": "from before", "num_tokens": 2, "truncated": False}
     (partial / "answers.jsonl").write_text(json.dumps(done) + "\n")
+    (partial / "seconds").write_text("100.0")  # the killed run's generation time
     build_self_chat(model, tok, SETTINGS, output_dir=out)
     assert load_self_chat(out)["train"][1]["answer"] == "from before"  # not generated again
+    generation = json.loads((out / INFO).read_text())["generation"]
+    assert generation["seconds"] >= 100 and generation["prompts_generated"] == 7
+    assert sorted(p.name for p in out.iterdir()) == ["data", INFO]
     assert build_self_chat(None, None, SETTINGS, output_dir=out) == out  # no model needed
 
 
