@@ -146,10 +146,12 @@ def _load_puzzles(task: str) -> Callable[[DatasetSpec, bool], AnyDatasetDict]:
 def _load_self_chat(spec: DatasetSpec, streaming: bool) -> AnyDatasetDict:
     """The source model's own greedy answers (``a2dkit.data.self_chat``), built beforehand by
     ``python -m a2dkit.cli.self_chat``: option ``source:<name>`` (default the laptop source) or
-    ``path:<dir>`` (a set built with ``--output_dir``)."""
-    _check_options(spec, ("source", "path"))
-    source = spec.options.get("source", LAPTOP_SOURCE)
-    return _maybe_stream(load_self_chat(spec.options.get("path"), source), streaming)
+    ``path:<dir>`` (a set built with ``--output_dir``); ``truncated:keep|drop|trim`` (answers
+    that hit max_new_tokens: as generated, dropped, or cut after their last full sentence)."""
+    _check_options(spec, ("source", "path", "truncated"))
+    source, truncated = spec.options.get("source", LAPTOP_SOURCE), spec.options.get("truncated")
+    dsd = load_self_chat(spec.options.get("path"), source, truncated or "keep")
+    return _maybe_stream(dsd, streaming)
 
 
 def _maybe_stream(dsd: DatasetDict, streaming: bool) -> AnyDatasetDict:

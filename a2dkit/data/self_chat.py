@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,15 +25,16 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from a2dkit import _env
+from a2dkit.data.greedy import answer_batches
 from a2dkit.data.prompt_sets import PROMPTS_VERSION, everyday_prompts
 
 __all__ = [
     "FORMAT_VERSION",
     "LAPTOP_SOURCE",
     "BUILD_COMMAND",
+    "TRUNCATED",
     "SelfChatSettings",
     "source_name",
-    "greedy_answers",
     "build_self_chat",
     "self_chat_dir",
     "load_self_chat",
@@ -46,6 +47,9 @@ FORMAT_VERSION = 1  # of a built set (rows, json); bump when either changes
 LAPTOP_SOURCE = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BUILD_COMMAND = "python -m a2dkit.cli.self_chat --model_name_or_path {source}"
 INFO = "self_chat.json"  # written last: marks a complete set
+TRUNCATED = ("keep", "drop", "trim")  # what load_self_chat does with answers cut off
+# the end of a sentence (not "1." of a list) or of a line
+_SENTENCE_END = re.compile(r"(?<=[^\d\s])[.!?](?=\s|$)|\n")
 _ANSWERS = "answers.jsonl"  # in <key>.partial: what a killed build had done (resumed)
 
 
@@ -78,88 +82,6 @@ def self_chat_dir(settings: SelfChatSettings, root: str | Path | None = None) ->
     """Where ``settings``' set is built: ``<root or a2dkit cache>/self-chat/<settings.key()>``."""
     base = Path(root) if root is not None else _env.cache_dir() / "self-chat"
     return base / settings.key()
-
-
-# ------------------------------------------------------------------ generation
-def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
-    """EOS of the tokenizer and of the model's generation config, and the end of a chat turn."""
-    ids = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")]
-    config_eos = model.generation_config.eos_token_id
-    ids += config_eos if isinstance(config_eos, list) else [config_eos]
-    unk = tokenizer.unk_token_id
-    return sorted({i for i in ids if isinstance(i, int) and i >= 0 and i != unk})
-
-
-def _prompt_ids(tokenizer: Any, prompt: str) -> list[int]:
-    messages = [{"role": "user", "content": prompt}]
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-@torch.inference_mode()
-def _generate(model: Any, rows: list[list[int]], stop: list[int], pad: int, max_new_tokens: int):
-    """Greedy ``generate`` of left-padded rows -> the new tokens of each, (B, max_new_tokens)."""
-    from transformers import GenerationConfig
-
-    width = max(map(len, rows))
-    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=model.device)
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=model.device)
-    config = GenerationConfig(
-        max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop, pad_token_id=pad
-    )
-    out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
-    return out[:, width:].tolist()  # (B, <= max_new_tokens)
-
-
-def _answer(tokenizer: Any, new: list[int], stop: list[int]) -> dict[str, Any]:
-    end = next((i for i, t in enumerate(new) if t in stop), None)
-    tokens = new if end is None else new[:end]
-    text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
-    return {"answer": text, "num_tokens": len(tokens), "truncated": end is None}
-
-
-def _answer_batches(
-    model: Any,
-    tokenizer: Any,
-    prompts: Sequence[str],
-    todo: Sequence[int],
-    max_new_tokens: int,
-    batch_size: int,
-) -> Iterator[list[tuple[int, dict[str, Any]]]]:
-    """(index, answer) per prompt of ``todo``, one list per batch of similar prompt lengths."""
-    ids = {i: _prompt_ids(tokenizer, prompts[i]) for i in todo}
-    order = sorted(todo, key=lambda i: (len(ids[i]), i))
-    stop = _stop_ids(model, tokenizer)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0]
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        new = _generate(model, [ids[i] for i in batch], stop, pad, max_new_tokens)
-        yield [(i, _answer(tokenizer, row, stop)) for i, row in zip(batch, new, strict=True)]
-
-
-def greedy_answers(
-    model: Any,
-    tokenizer: Any,
-    prompts: Sequence[str],
-    *,
-    max_new_tokens: int = 64,
-    batch_size: int = 32,
-) -> list[dict[str, Any]]:
-    """The model's greedy answers to ``prompts`` (one user turn each, chat template applied):
-    batched, left-padded HF ``generate``; an answer stops at EOS or the end of the turn.
-
-    Returns:
-        One ``{"answer", "num_tokens", "truncated"}`` per prompt (``truncated``: it reached
-        ``max_new_tokens`` without stopping), in the order of ``prompts``.
-    """
-    if max_new_tokens < 1 or batch_size < 1:
-        raise ValueError(f"max_new_tokens={max_new_tokens}, batch_size={batch_size} must be >= 1")
-    out: dict[int, dict[str, Any]] = {}
-    for batch in _answer_batches(
-        model, tokenizer, prompts, range(len(prompts)), max_new_tokens, batch_size
-    ):
-        out.update(batch)
-    return [out[i] for i in range(len(prompts))]
 
 
 # ------------------------------------------------------------------ the cached set
@@ -223,7 +145,7 @@ def build_self_chat(
     todo = [i for i in range(len(prompts)) if i not in done]
     clock = partial / "seconds"  # generation time of every run of this build, summed
     started = time.perf_counter() - (float(clock.read_text()) if clock.is_file() else 0.0)
-    batches = _answer_batches(model, tokenizer, prompts, todo, settings.max_new_tokens, batch_size)
+    batches = answer_batches(model, tokenizer, prompts, todo, settings.max_new_tokens, batch_size)
     with open(partial / _ANSWERS, "a", encoding="utf-8") as fh:
         for batch in batches:
             fh.writelines(json.dumps({"index": i} | a) + "\n" for i, a in batch)
@@ -274,13 +196,31 @@ def _describe(
     }
 
 
-def load_self_chat(path: str | Path | None = None, source: str = LAPTOP_SOURCE) -> DatasetDict:
+def _trim(row: dict[str, Any]) -> dict[str, Any]:
+    """A truncated answer cut after its last full sentence or line ("" when it has none)."""
+    if not row["truncated"]:
+        return row
+    ends = [m.end() for m in _SENTENCE_END.finditer(row["answer"])]
+    answer = row["answer"][: max(ends, default=0)].strip()
+    messages = [*row["messages"][:-1], {"role": "assistant", "content": answer}]
+    return row | {"answer": answer, "messages": messages}
+
+
+def load_self_chat(
+    path: str | Path | None = None, source: str = LAPTOP_SOURCE, truncated: str = "keep"
+) -> DatasetDict:
     """A built self-chat set: the directory ``path``, else the set of ``source`` built with the
     default settings (``SelfChatSettings(source)``).
+
+    Args:
+        truncated: what to do with answers that hit ``max_new_tokens``: ``keep`` them as
+            generated, ``drop`` their rows, or ``trim`` them after their last full sentence or
+            line (rows with none are dropped).
 
     Raises:
         FileNotFoundError: it is not built; the message names the command that builds it.
     """
+    _env.check_choice("truncated", truncated, TRUNCATED)
     source = source_name(source)
     out = Path(path) if path is not None else self_chat_dir(SelfChatSettings(source))
     if not (out / INFO).is_file():
@@ -291,4 +231,10 @@ def load_self_chat(path: str | Path | None = None, source: str = LAPTOP_SOURCE) 
         )
     from datasets import load_from_disk
 
-    return load_from_disk(str(out / "data"))
+    dsd, drop = load_from_disk(str(out / "data")), truncated == "drop"
+    if truncated == "trim":
+        dsd = dsd.map(_trim, keep_in_memory=True)  # never a cache file in the built set
+    if truncated != "keep":
+        keep = lambda row: bool(row["answer"]) and not (drop and row["truncated"])  # noqa: E731
+        dsd = dsd.filter(keep, keep_in_memory=True)
+    return dsd

@@ -8,13 +8,13 @@ import torch
 from conftest import make_tiny_ar
 
 from a2dkit.data import load_dataset_args
+from a2dkit.data.greedy import greedy_answers
 from a2dkit.data.prompt_sets import everyday_prompts
 from a2dkit.data.self_chat import (
     INFO,
     LAPTOP_SOURCE,
     SelfChatSettings,
     build_self_chat,
-    greedy_answers,
     load_self_chat,
     self_chat_dir,
 )
@@ -127,3 +127,39 @@ def test_named_dataset_reads_the_cached_set(model_and_tokenizer, tmp_path, monke
     assert len(by_path["test"]) == 2
     with pytest.raises(ValueError, match="does not take options"):
         load_dataset_args("a2dkit/self-chat[seed:1]")
+
+
+def _fake_set(path, answers):
+    """A built set whose train answers are ``answers`` ((text, truncated) pairs)."""
+    from datasets import Dataset, DatasetDict
+
+    rows = []
+    for i, (answer, truncated) in enumerate(answers):
+        messages = [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": answer}]
+        rows.append({"messages": messages, "answer": answer, "truncated": truncated})
+    DatasetDict(
+        {"train": Dataset.from_list(rows), "test": Dataset.from_list(rows[:1])}
+    ).save_to_disk(str(path / "data"))
+    (path / INFO).write_text("{}")
+
+
+@pytest.mark.parametrize(
+    "option, expected",
+    [
+        ("keep", ["Paris. It is big and", "1. Apples\n2. Pears and", "no end at all", "Done."]),
+        ("drop", ["Done."]),
+        ("trim", ["Paris.", "1. Apples", "Done."]),
+    ],
+)
+def test_truncated_answers_are_kept_dropped_or_trimmed(tmp_path, option, expected):
+    answers = [("Paris. It is big and", True), ("1. Apples\n2. Pears and", True),
+               ("no end at all", True), ("Done.", False)]  # fmt: skip
+    _fake_set(tmp_path, answers)
+    train = load_dataset_args(f"a2dkit/self-chat[path:{tmp_path},truncated:{option}]")["train"]
+    assert train["answer"] == expected
+    assert [m[-1]["content"] for m in train["messages"]] == expected
+    assert (
+        sorted(p.name for p in (tmp_path / "data" / "train").iterdir() if "cache" in p.name) == []
+    )
+    with pytest.raises(ValueError, match="truncated='cut' is not valid"):
+        load_self_chat(tmp_path, truncated="cut")
