@@ -16,6 +16,7 @@ from datasets import Dataset, DatasetDict, IterableDataset, IterableDatasetDict
 
 from a2dkit._env import hub_offline
 from a2dkit.data.preprocess import AnyDataset, column_names, normalize_messages
+from a2dkit.data.self_chat import LAPTOP_SOURCE, load_self_chat
 from a2dkit.data.shakespeare import load_tiny_shakespeare
 from a2dkit.data.spec import DatasetSpec, parse_dataset_args
 from a2dkit.data.synthetic import make_synthetic_dataset
@@ -142,6 +143,17 @@ def _load_puzzles(task: str) -> Callable[[DatasetSpec, bool], AnyDatasetDict]:
     return load
 
 
+def _load_self_chat(spec: DatasetSpec, streaming: bool) -> AnyDatasetDict:
+    """The source model's own greedy answers (``a2dkit.data.self_chat``), built beforehand by
+    ``python -m a2dkit.cli.self_chat``: option ``source:<name>`` (default the laptop source) or
+    ``path:<dir>`` (a set built with ``--output_dir``); ``truncated:keep|drop|trim`` (answers
+    that hit max_new_tokens: as generated, dropped, or cut after their last full sentence)."""
+    _check_options(spec, ("source", "path", "truncated"))
+    source, truncated = spec.options.get("source", LAPTOP_SOURCE), spec.options.get("truncated")
+    dsd = load_self_chat(spec.options.get("path"), source, truncated or "keep")
+    return _maybe_stream(dsd, streaming)
+
+
 def _maybe_stream(dsd: DatasetDict, streaming: bool) -> AnyDatasetDict:
     if not streaming:
         return dsd
@@ -158,8 +170,10 @@ LOADERS: dict[str, Callable[[DatasetSpec, bool], AnyDatasetDict]] = {
     "a2dkit/synthetic": _load_synthetic,
     "a2dkit/countdown": _load_puzzles("a2dkit/countdown"),
     "a2dkit/sudoku": _load_puzzles("sudoku"),
+    "a2dkit/self-chat": _load_self_chat,
 }
-_OFFLINE = ["a2dkit/synthetic", "a2dkit/countdown", "a2dkit/sudoku", "Trelis/tiny-shakespeare"]
+_OFFLINE = ["a2dkit/synthetic", "a2dkit/countdown", "a2dkit/sudoku", "a2dkit/self-chat",
+            "Trelis/tiny-shakespeare"]  # fmt: skip
 
 
 def load_named_dataset(spec: DatasetSpec, *, streaming: bool = False) -> AnyDatasetDict:
