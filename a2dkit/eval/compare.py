@@ -21,7 +21,15 @@ from a2dkit.eval.retention import likelihood_gap
 from a2dkit.samplers import BD3LMSampler, MDLMSampler
 from a2dkit.samplers.prompts import encode
 
-__all__ = ["Decoding", "RetentionRow", "chat_inputs", "decode", "answer_nll_gap", "retention_row"]
+__all__ = [
+    "Decoding",
+    "RetentionRow",
+    "chat_inputs",
+    "decode",
+    "answer_nll_gap",
+    "text_nll_gap",
+    "retention_row",
+]
 
 
 @dataclass
@@ -29,13 +37,13 @@ class Decoding:
     """One model's greedy outputs for a list of inputs, with what they cost."""
 
     texts: list[str]
-    forwards: int  # model forward calls, every row of a batch together
+    forwards: int  # forward passes per row, summed over rows (a batched call: one per row)
     tokens: int  # generated tokens up to each row's stop token
     seconds: float
 
     @property
     def forwards_per_token(self) -> float:
-        """Forward calls per generated token of one row (batched calls count once per row)."""
+        """Forward passes per generated token, as one row decoded alone would count them."""
         return self.forwards / max(self.tokens, 1)
 
     @property
@@ -55,6 +63,7 @@ class RetentionRow:
     nll_gap: float | None  # nats per answer token: A2D ELBO bound - source NLL (0 for the source)
     source_nll: float | None
     nll_bound: float | None
+    nll_gap_text: float | None  # the same on held-out plain text (not the source's own outputs)
     humaneval_pass1: float | None
     forwards_per_token: float
     tok_per_s: float
@@ -128,10 +137,10 @@ def decode(
         sampler = (MDLMSampler if algo == "mdlm" else BD3LMSampler)(model, tokenizer)
     options = dict(max_new_tokens=max_new_tokens, block_size=block_size, temperature=0.0,
                    steps=steps or max_new_tokens, threshold=threshold)  # fmt: skip
-    texts, tokens, start = [], 0, time.perf_counter()
+    texts, tokens, forwards, start = [], 0, 0, time.perf_counter()
     with _count_forwards(model) as calls:
         for i in range(0, len(inputs), batch_size):
-            batch = inputs[i : i + batch_size]
+            batch, before = inputs[i : i + batch_size], calls[0]
             if sampler is None:
                 new = _ar_batch(model, batch, pad, stop, max_new_tokens)
             else:
@@ -141,7 +150,8 @@ def decode(
                 text, n = _cut(tokenizer, row, stop)
                 texts.append(text)
                 tokens += n
-    return Decoding(texts, calls[0], tokens, time.perf_counter() - start)
+            forwards += (calls[0] - before) * len(batch)
+    return Decoding(texts, forwards, tokens, time.perf_counter() - start)
 
 
 def answer_nll_gap(
@@ -166,9 +176,30 @@ def answer_nll_gap(
     return total_source / count, total_bound / count
 
 
+def text_nll_gap(
+    source, model, tokenizer, texts: list[str], *, algo: str, block_size: int | None = None,
+    mc_num: int = 8, seed: int = 0,
+) -> tuple[float, float]:  # fmt: skip
+    """(source NLL, A2D ELBO bound), nats per token, of held-out plain texts (all but the first
+    token of each scored): text neither model was trained on, unlike the source's own answers."""
+    total_source = total_bound = 0.0
+    count = 0
+    generator = torch.Generator().manual_seed(seed)
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        gap = likelihood_gap(source, model, torch.tensor([ids]), algo=algo,
+                             block_size=block_size if algo == "bd3lm" else None, prompt_len=1,
+                             mc_num=mc_num, generator=generator)  # fmt: skip
+        total_source += gap.source_nll * gap.tokens
+        total_bound += gap.a2d_nll_bound * gap.tokens
+        count += gap.tokens
+    return total_source / count, total_bound / count
+
+
 def retention_row(
     name: str, algo: str, recipe: str, decoding: Decoding, reference: list[str], *,
-    nll: tuple[float, float] | None = None, problems: list[Problem] | None = None,
+    nll: tuple[float, float] | None = None, nll_text: tuple[float, float] | None = None,
+    problems: list[Problem] | None = None,
     code: Decoding | None = None, train_seconds: float | None = None,
 ) -> RetentionRow:  # fmt: skip
     """A table row from a model's decodings: chrF and exact match of its answers against the
@@ -182,6 +213,7 @@ def retention_row(
         name=name, algo=algo, recipe=recipe, chrf=chrf(decoding.texts, reference),
         exact_match=exact, nll_gap=None if nll is None else nll[1] - nll[0],
         source_nll=None if nll is None else nll[0], nll_bound=None if nll is None else nll[1],
+        nll_gap_text=None if nll_text is None else nll_text[1] - nll_text[0],
         humaneval_pass1=passed, forwards_per_token=decoding.forwards_per_token,
         tok_per_s=decoding.tok_per_s, train_seconds=train_seconds,
     )  # fmt: skip

@@ -1,0 +1,43 @@
+"""tutorial.retention: every recipe of the table is a set of flags the training CLI accepts, for
+the algorithms it is meant for; the shared right shift; the refusals."""
+
+import pytest
+import transformers
+
+from a2dkit.training import config
+from a2dkit.tutorial import get_scale, retention
+
+
+@pytest.mark.parametrize("scale", ["smoke", "laptop"])
+def test_every_recipe_parses_as_training_flags(scale, tmp_path):
+    cfg = get_scale(scale)
+    for name, recipe in retention.RECIPES.items():
+        for algo in recipe.algos:
+            cls = config.BD3LMConfig if algo == "bd3lm" else config.MDLMConfig
+            parser = transformers.HfArgumentParser((config.ModelArguments, cls))
+            flags = retention.recipe_flags(cfg, algo, name)
+            _, args = parser.parse_args_into_dataclasses(
+                [
+                    "--model_name_or_path",
+                    "x",
+                    "--output_dir",
+                    str(tmp_path),
+                    "--max_steps",
+                    str(cfg.retention.steps),
+                    *flags,
+                ]  # fmt: skip
+            )
+            assert args.right_shift_logits is True
+            if name == "plain":
+                assert args.recipe() == config.MDLMConfig(output_dir="x", max_steps=1).recipe()
+    assert set(cfg.retention.recipes) <= set(retention.RECIPES)
+
+
+def test_best_adds_the_curriculum_for_bd3lm_and_unknown_recipes_are_refused():
+    cfg = get_scale("smoke")
+    assert "--block_size_schedule" in retention.recipe_flags(cfg, "bd3lm", "best")
+    assert "--block_size_schedule" not in retention.recipe_flags(cfg, "mdlm", "best")
+    with pytest.raises(ValueError, match="recipe='magic' is not valid"):
+        retention.recipe_flags(cfg, "mdlm", "magic")
+    with pytest.raises(ValueError, match="'curriculum' is for \\('bd3lm',\\), not 'mdlm'"):
+        retention.recipe_flags(cfg, "mdlm", "curriculum")
