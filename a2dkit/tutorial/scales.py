@@ -198,7 +198,7 @@ _LAPTOP = _SMOKE.replace(
         num_prompts=40,
         humaneval_limit=20,
         elbo_samples=4,
-        recipes=("plain", "joint-ar", "curriculum", "distill", "complementary", "best"),
+        recipes=("plain", "joint-ar", "curriculum", "distill", "best"),
         chapter_recipes=("plain", "best"),
     ),
 )
