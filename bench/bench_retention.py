@@ -27,7 +27,14 @@ from a2dkit import tutorial
 from a2dkit.data.prompt_sets import load_prompts_file
 from a2dkit.data.self_chat import load_self_chat
 from a2dkit.data.shakespeare import tiny_shakespeare_text
-from a2dkit.eval.compare import answer_nll_gap, chat_inputs, decode, retention_row, text_nll_gap
+from a2dkit.eval.compare import (
+    answer_nll_gap,
+    chat_inputs,
+    decode,
+    retention_row,
+    speculate,
+    text_nll_gap,
+)
 from a2dkit.eval.humaneval import load_problems
 from a2dkit.tutorial import retention
 
@@ -42,6 +49,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--prompts", help='JSONL, one {"prompt": ...} per line (default: held out)')
     p.add_argument("--num_prompts", type=int, help="default: cfg.retention.num_prompts")
     p.add_argument("--humaneval_limit", type=int, help="default: cfg.retention.humaneval_limit")
+    p.add_argument("--draft_length", type=int, default=0,
+                   help="> 0: a speculative row per A2D model (the source verifies)")  # fmt: skip
+    p.add_argument("--threshold", type=float, help="the drafter's confidence threshold")
     p.add_argument("--json", help="write the rows here")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's)")
     args = p.parse_args(argv)
@@ -122,6 +132,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                             problems=problems, code=code, train_seconds=seconds)  # fmt: skip
         rows.append(row)
         print(_line(row), flush=True)
+        if args.draft_length > 0:
+            rows.append(_speculative_row(args, source, model, mtok, prompts, answers, row, algo))
+            print(_line(rows[-1]), flush=True)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     print(f"\n[bench_retention] scale={cfg.name}, {len(prompts)} prompts, HumanEval {len(problems)}"
           f", torch threads {torch.get_num_threads()}, {machine}")  # fmt: skip
@@ -130,6 +143,25 @@ def main(argv: list[str] | None = None) -> list[dict]:
         with open(args.json, "w") as f:
             json.dump({"scale": cfg.name, "machine": machine, "rows": dicts}, f, indent=2)
     return dicts
+
+
+def _speculative_row(args, source, model, tok, prompts, answers, row, algo):
+    """The A2D model drafting, the source verifying: lossless, so chrF is the source's own."""
+    r = tutorial.get_scale(args.scale).retention
+    spec = speculate(source, model, tok, chat_inputs(tok, prompts), algo=algo,
+                     draft_length=args.draft_length, max_new_tokens=r.max_new_tokens,
+                     threshold=args.threshold)  # fmt: skip
+    out = retention_row(f"{row.name} +spec", algo, row.recipe, spec.decoding, answers)
+    out.accepted_per_forward = spec.stats.accepted_per_verifier_forward
+    out.identical = spec.identical / len(prompts)
+    ar, tps = spec.verifier.tok_per_s, spec.decoding.tok_per_s
+    print(f"    spec: {spec.stats.accepted_per_verifier_forward:.2f} accepted / verifier forward, "
+          f"{spec.stats.tokens_per_verifier_forward:.2f} tokens / verifier forward, "
+          f"{spec.stats.forwards_per_token:.2f} forwards / token, identical {spec.identical}/"
+          f"{len(prompts)} to the source's unbatched greedy generate, "
+          f"{tps:.1f} tok/s vs its {ar:.1f} ({tps / ar:.2f}x)",
+          flush=True)  # fmt: skip
+    return out
 
 
 def _header() -> str:

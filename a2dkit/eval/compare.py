@@ -18,7 +18,13 @@ import torch
 from a2dkit.eval.agreement import chrf
 from a2dkit.eval.humaneval import Problem, pass_at_1
 from a2dkit.eval.retention import likelihood_gap
-from a2dkit.samplers import BD3LMSampler, MDLMSampler
+from a2dkit.samplers import (
+    BD3LMSampler,
+    MDLMSampler,
+    SpeculativeStats,
+    sampler_drafter,
+    speculative_decode,
+)
 from a2dkit.samplers.prompts import encode
 
 __all__ = [
@@ -29,6 +35,8 @@ __all__ = [
     "answer_nll_gap",
     "text_nll_gap",
     "retention_row",
+    "Speculation",
+    "speculate",
 ]
 
 
@@ -68,6 +76,8 @@ class RetentionRow:
     forwards_per_token: float
     tok_per_s: float
     train_seconds: float | None = None
+    accepted_per_forward: float | None = None  # speculative rows: drafted tokens accepted
+    identical: float | None = None  # speculative rows: share of outputs equal to the verifier's
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -217,3 +227,43 @@ def retention_row(
         humaneval_pass1=passed, forwards_per_token=decoding.forwards_per_token,
         tok_per_s=decoding.tok_per_s, train_seconds=train_seconds,
     )  # fmt: skip
+
+
+@dataclass
+class Speculation:
+    """Speculative decoding of a list of inputs, one row at a time, beside the verifier's own
+    greedy ``generate`` of the same rows (the lossless reference and the speed baseline)."""
+
+    decoding: Decoding
+    stats: SpeculativeStats
+    verifier: Decoding  # the verifier's greedy generate, unbatched
+    identical: int  # rows whose ids equal the verifier's greedy ids
+
+
+def speculate(
+    verifier, model, tokenizer, inputs: list[list[int]], *, algo: str, draft_length: int,
+    max_new_tokens: int, threshold: float | None = None,
+) -> Speculation:  # fmt: skip
+    """Drafts of ``draft_length`` tokens by the A2D ``model`` (its ``algo`` sampler, one block,
+    fixed steps or ``threshold``), verified by ``verifier`` (the source AR model, or the A2D
+    model itself in causal mode); each row's ids are checked against the verifier's own greedy
+    ``generate`` (Leviathan et al. 2023, arXiv 2211.17192 §2.3)."""
+    stop = _stop_ids(tokenizer)
+    eos = tokenizer.eos_token_id
+    reference = decode(verifier, tokenizer, inputs, algo="ar", max_new_tokens=max_new_tokens,
+                       batch_size=1)  # fmt: skip
+    sampler = (MDLMSampler if algo == "mdlm" else BD3LMSampler)(model, tokenizer)
+    stats = SpeculativeStats()
+    options = {"temperature": 0.0} | ({"threshold": threshold} if threshold else {})
+    drafter = sampler_drafter(sampler, stats, **options)
+    texts, tokens, identical, start = [], 0, 0, time.perf_counter()
+    for ids, ref in zip(inputs, reference.texts, strict=True):
+        new = speculative_decode(verifier, drafter, ids, max_new_tokens, draft_length,
+                                 eos_token_id=eos, stats=stats)  # fmt: skip
+        text, n = _cut(tokenizer, new, stop)
+        texts.append(text)
+        tokens += n
+        identical += text == ref
+    seconds = time.perf_counter() - start
+    forwards = stats.verifier_forwards + stats.drafter_forwards
+    return Speculation(Decoding(texts, forwards, tokens, seconds), stats, reference, identical)

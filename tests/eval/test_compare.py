@@ -58,3 +58,17 @@ def test_bad_rows_are_refused(pair):
     out = decode(source, tok, chat_inputs(tok, PROMPTS[:2]), algo="ar", max_new_tokens=4)
     with pytest.raises(ValueError, match="2 answers but 3 reference answers"):
         retention_row("x", "ar", "source", out, ["a", "b", "c"])
+
+
+def test_speculation_is_the_verifiers_greedy_output(pair):
+    """Drafts by the A2D model, verified by the source: every row equals the source's own greedy
+    generate (float64); the statistics count both models' forwards."""
+    from a2dkit.eval.compare import speculate
+
+    source, a2d, tok = pair
+    inputs = chat_inputs(tok, PROMPTS)
+    spec = speculate(source, a2d, tok, inputs, algo="bd3lm", draft_length=4, max_new_tokens=12)
+    assert spec.identical == len(PROMPTS) and spec.decoding.texts == spec.verifier.texts
+    assert spec.stats.verifier_forwards > 0 and spec.stats.drafter_forwards > 0
+    assert spec.decoding.forwards == spec.stats.verifier_forwards + spec.stats.drafter_forwards
+    assert sum(spec.stats.accepted.values()) > 0
