@@ -39,7 +39,9 @@ if "google.colab" in sys.modules:  # Colab only: install a2dkit with the tutoria
 # - the three kinds of forward calls of a KV-cached block sampler, checked with a forward hook;
 # - how many tokens each forward pass processes, ours against the model card's algorithm, and
 #   the measured speed of both on the same model with identical tokens;
-# - batched prompts with left padding, per-row EOS handling, and MDLM vs BD3LM side by side.
+# - batched prompts with left padding, per-row EOS handling, and MDLM vs BD3LM side by side;
+# - lossless speculative decoding: the BD3LM model drafts blocks, the source AR model verifies
+#   them, and the output is the AR model's greedy output token for token.
 #
 # ## What you'll need
 #
@@ -383,6 +385,98 @@ axes[0].set_title("MDLM: one block")
 axes[1].set_title(f"BD3LM: blocks of {config.block_size}")
 
 # %% [markdown]
+# ## Speculative decoding: lossless, with the AR model as verifier
+#
+# Threshold decoding buys forward passes with quality: a token committed because it looked
+# sure enough may not be the one the model would have picked later. Speculative decoding
+# (Leviathan et al. 2023) gets several tokens per forward pass **without** that trade. A cheap
+# *drafter* proposes $k$ tokens after the committed prefix; the AR model, the *verifier*,
+# scores all of them in one forward pass with its KV cache, keeps the longest prefix that
+# matches its own greedy choices, and adds its own token at the first mismatch (or after a
+# fully accepted draft); its cache is cropped back to what was kept. Every committed token is
+# one the verifier would have chosen itself, so the output is token for token the verifier's
+# greedy `generate`, whatever the drafter proposes. The drafter decides only the speed: each
+# verifier forward commits between 1 and $k + 1$ tokens.
+#
+# A converted model is the natural drafter for its own source: the same tokenizer (plus the
+# mask token), and a BD3LM model drafts a whole block at once, which is what it was trained
+# to do. Here the scale's source AR model (`cfg.source.model`) verifies blocks of
+# `cfg.pretrain.block_size` tokens drafted by this chapter's BD3LM model
+# (`a2dkit.samplers.speculative_decode`, with `sampler_drafter`), on four held-out prompts.
+# The verifier runs in float64 for the check: in float32 its $(k + 1)$-token forward and
+# `generate`'s one-token forwards round differently, and a near tie could flip an argmax.
+
+# %%
+import copy
+
+from a2dkit.samplers import SpeculativeStats, sampler_drafter, speculative_decode
+
+source, source_tokenizer, _ = tutorial.load_source_model(cfg)
+verifier = copy.deepcopy(source).double()  # exact comparison with generate (see above)
+drafter_vocab = {t: i for t, i in tokenizer.get_vocab().items() if t != tokenizer.mask_token}
+assert drafter_vocab == source_tokenizer.get_vocab()  # one vocabulary, same ids
+spec_prompts = [list(r[: cfg.pretrain.max_length // 4]) for r in rows[:4]]
+eos, draft_length = tokenizer.eos_token_id, config.block_size
+
+
+def greedy(p: list[int]) -> list[int]:
+    """The verifier's own greedy decoding: one forward pass per token."""
+    x = torch.tensor([p], device=verifier.device)
+    out = verifier.generate(x, max_new_tokens=config.max_new_tokens, do_sample=False,
+                            eos_token_id=eos, pad_token_id=eos)  # fmt: skip
+    return out[0, len(p) :].tolist()
+
+
+def speculate(stats: SpeculativeStats, **draft_options) -> list[list]:
+    """Every prompt decoded speculatively, checked against ``greedy``; the traces."""
+    drafter = sampler_drafter(sampler, stats, **draft_options)  # one block per draft
+    traces = []
+    for p in spec_prompts:
+        trace = []
+        got = speculative_decode(verifier, drafter, p, config.max_new_tokens, draft_length,
+                                 eos_token_id=eos, stats=stats, trace=trace)  # fmt: skip
+        assert got == greedy(p), "speculative decoding must be the verifier's greedy output"
+        traces.append(trace)
+    return traces
+
+
+runs = {"fixed steps": {"steps": config.block_steps}, "threshold 0.05": {"threshold": 0.05}}
+spec_stats, spec_traces = {}, {}
+for name, options in runs.items():
+    spec_stats[name] = SpeculativeStats()
+    spec_traces[name] = speculate(spec_stats[name], **options)
+    s = spec_stats[name]
+    print(f"drafts of {draft_length}, {name}: identical to greedy generate on all "
+          f"{len(spec_prompts)} prompts; {s.accepted_per_verifier_forward:.2f} drafted tokens "
+          f"accepted per verifier forward, {s.tokens / s.verifier_forwards:.2f} tokens per "
+          f"verifier forward, {s.forwards_per_token:.2f} forwards per token (drafter "
+          f"{s.drafter_forwards} + verifier {s.verifier_forwards}; AR generate: 1.00)")  # fmt: skip
+    print("  accepted length: times =", dict(sorted(s.accepted.items())))
+
+# %% [markdown]
+# Both drafters give the same tokens, the verifier's: only the counts differ. The verifier
+# runs fewer forwards than `generate` whenever drafts are accepted, but every draft costs the
+# drafter forwards too. At `smoke` the drafter (60 pretraining steps) agrees with its source
+# on about one drafted token per three verifier forwards, so drafting costs far more than it
+# saves. The speed has to come from a drafter trained to agree with its source (chapter 11's
+# recipes), one sure of more tokens per pass (the threshold row), or one forward that
+# verifies block $j$ and drafts block $j + 1$ (the model as its own verifier,
+# `--speculative self`). The same decoding runs from the command line (`sample --speculative
+# source --draft_length 8`) and in lm-eval (`--model_args ...,speculative=source`).
+#
+# The viewer replays the first prompt forward by forward: the drafter's block, the accepted
+# prefix (green), the rejected rest (red, struck through) and the verifier's own token
+# (orange); tokens committed by earlier forwards are drawn lighter.
+
+# %%
+first = spec_traces["fixed steps"][0]
+spec_viewer = viz.SpeculationViewer(first, tokenizer, prompt=spec_prompts[0],
+                                    title=f"{cfg.source.model} verifies BD3LM drafts")  # fmt: skip
+assert spec_viewer.render(0) != spec_viewer.render(spec_viewer.num_steps - 1)
+assert [t for step in first for t in step.committed] == greedy(spec_prompts[0])
+spec_viewer  # noqa: B018 (displays the widget)
+
+# %% [markdown]
 # ## Summary
 #
 # - `BD3LMSampler` denoises one block at a time; a finished block never changes, so its keys
@@ -395,6 +489,9 @@ axes[1].set_title(f"BD3LM: blocks of {config.block_size}")
 #   of blocks.
 # - Batches are left-padded to a block multiple; a row that emits EOS is padded from the next
 #   block on, and sampling stops when every row is finished.
+# - Speculative decoding with the source AR model as verifier is lossless: the BD3LM model
+#   drafts a block, the verifier keeps what it would have chosen and adds its own token, so the
+#   output equals its greedy `generate`; the drafter only sets the tokens per forward.
 #
 # ## Exercises
 #
@@ -404,6 +501,9 @@ axes[1].set_title(f"BD3LM: blocks of {config.block_size}")
 #    fixed-step run. Why can it never need more forward calls when `steps == max_new_tokens`?
 # 3. Make the cache mistake on purpose: copy `_forward` into a subclass without the `crop`
 #    call. Which assert of the KV-cache section fails, and what happens to the samples?
+# 4. Set `draft_length` to 1, 4 and `cfg.pretrain.block_size` and rerun `speculate`: how do
+#    accepted tokens per verifier forward and forwards per token move? What does a drafter
+#    that always returns the verifier's own tokens give (the bound: `k + 1` per forward)?
 #
 # ## References
 #
@@ -415,3 +515,5 @@ axes[1].set_title(f"BD3LM: blocks of {config.block_size}")
 #   arXiv 2502.09992.
 # - Wu et al., *Fast-dLLM: Training-free Acceleration of Diffusion LLM by Enabling KV Cache and
 #   Parallel Decoding*, arXiv 2505.22618.
+# - Leviathan, Kalman and Matias, *Fast Inference from Transformers via Speculative Decoding*,
+#   arXiv 2211.17192 (§2.3, greedy and sampled verification).

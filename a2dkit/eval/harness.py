@@ -22,7 +22,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
 from a2dkit.convert.load import load_model  # never runs model code or unpickles unasked
-from a2dkit.eval import elbo
+from a2dkit.eval import elbo, harness_speculative
 from a2dkit.eval.harness_config import A2DEvalConfig
 from a2dkit.models import loading
 from a2dkit.samplers import BD3LMSampler, MDLMSampler
@@ -48,9 +48,12 @@ class _A2DHarness(LM):
         self.config = A2DEvalConfig.from_kwargs(**kwargs)
         self.sampler_config = self.config.sampler_config(self.sampler_class.config_class)
         self._setup_distributed()
+        path = harness_speculative.verifier_path(self.config)  # before any weights load
         self.model, self.tokenizer = self._load()
         logger.info("%s: rank %d of %d", self.algo, self._rank, self._world_size)
         self.sampler = self.sampler_class(self.model, self.tokenizer)
+        args = (self.config, path, self.model, self.tokenizer, self.sampler)
+        self.speculative = harness_speculative.build(*args)  # None unless speculative=...
 
     @classmethod
     def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None):
@@ -141,6 +144,7 @@ class _A2DHarness(LM):
         Requests are grouped by their ``gen_kwargs`` and run ``batch_size`` at a time.
         ``max_gen_toks`` caps ``max_new_tokens`` (steps scale down in proportion); other
         gen_kwargs (temperature, do_sample) are ignored: ``model_args`` set the sampler.
+        With ``speculative=source|self`` the rows are the AR verifier's greedy decoding.
         """
         groups: dict[str, list[int]] = {}
         for i, req in enumerate(requests):
@@ -164,8 +168,11 @@ class _A2DHarness(LM):
         config = self._sampler_config(gen_kwargs.get("max_gen_toks"))
         keep = self.max_length - config.max_new_tokens
         prompts = [self.tok_encode(c)[-keep:] if keep > 0 else [] for c in contexts]
-        out = self.sampler.sample(prompts, config)
-        rows = out.sequences[:, out.gen_start :].tolist()
+        if self.speculative is not None:
+            rows = self.speculative.generate(prompts, config.max_new_tokens)
+        else:
+            out = self.sampler.sample(prompts, config)
+            rows = out.sequences[:, out.gen_start :].tolist()
         return [self._postprocess(row, until) for row in rows]
 
     def _sampler_config(self, max_gen_toks: int | None):

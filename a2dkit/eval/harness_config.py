@@ -15,7 +15,9 @@ from a2dkit._env import MODEL_DTYPES
 from a2dkit.eval import elbo
 from a2dkit.samplers import SamplerConfig
 
-__all__ = ["A2DEvalConfig"]
+__all__ = ["A2DEvalConfig", "SPECULATIVE_MODES"]
+
+SPECULATIVE_MODES = ("source", "self")
 
 
 @dataclass
@@ -27,6 +29,9 @@ class A2DEvalConfig:
     it only for BD3LM. ``seed``: every likelihood request draws its masks from
     ``torch.Generator().manual_seed(seed)`` (order- and rank-independent, common random numbers).
     ``check_greedy``: decode each continuation and report whether it is reproduced (costly).
+    ``speculative``: ``source`` (the AR model at ``verifier_path``, default the one the checkpoint's
+    manifest records) or ``self`` (the model's own causal mode) verifies drafts of ``draft_length``
+    tokens; ``generate_until`` is then the verifier's greedy output (arXiv 2211.17192), greedy only.
     """
 
     pretrained: Any = None  # path / Hub id, or an already loaded A2D model
@@ -51,6 +56,9 @@ class A2DEvalConfig:
     trust_remote_code: bool = False  # run the model's own code / unpickle only when asked for
     allow_pickle_weights: bool = False
     device: str | None = None  # default: the accelerate device, else cuda if available
+    speculative: str | None = None  # source | self: generate_until is the AR verifier's greedy
+    draft_length: int = 8  # tokens per draft (speculative)
+    verifier_path: str | None = None  # default (source): the manifest's source model
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> A2DEvalConfig:
@@ -82,6 +90,30 @@ class A2DEvalConfig:
                 raise ValueError(f"{name}={getattr(self, name)} must be a positive int")
         if self.estimator not in elbo.ESTIMATORS:
             raise ValueError(f"estimator={self.estimator!r}; choose one of {elbo.ESTIMATORS}")
+        self._check_speculative()
+
+    def _check_speculative(self) -> None:
+        """Options speculative decoding (greedy, an AR verifier) cannot honour, named."""
+        if self.speculative is None:
+            if self.verifier_path is not None:
+                raise ValueError(f"verifier_path={self.verifier_path!r} needs speculative=source")
+            return
+        if self.speculative not in SPECULATIVE_MODES:
+            raise ValueError(f"speculative={self.speculative!r} is not valid; choose one of "
+                             f"{SPECULATIVE_MODES} or omit it")  # fmt: skip
+        if not 0 < self.draft_length <= self.max_new_tokens:
+            raise ValueError(f"draft_length={self.draft_length} must lie in 1..max_new_tokens="
+                             f"{self.max_new_tokens}")  # fmt: skip
+        bad = {"temperature": (self.temperature, 0.0), "cfg_scale": (self.cfg_scale, 0.0)}
+        for name, (value, valid) in bad.items():
+            if value != valid:
+                raise ValueError(f"speculative={self.speculative!r} is greedy and unguided: "
+                                 f"{name}={value} is not valid; use {name}={valid}")  # fmt: skip
+        if self.remasking == "random":
+            raise ValueError("speculative cannot honour remasking='random'; use low_confidence")
+        if self.speculative == "self" and self.verifier_path is not None:
+            raise ValueError(f"verifier_path={self.verifier_path!r} is for speculative=source; "
+                             "self verifies with the model's own weights")  # fmt: skip
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:

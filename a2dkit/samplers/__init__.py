@@ -16,6 +16,7 @@ from a2dkit.samplers.prompts import completion, encode
 from a2dkit.samplers.speculative import (
     CausalVerifier,
     SpeculativeStats,
+    VerifierStep,
     speculative_decode,
     speculative_greedy,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "encode",
     "completion",
     "SpeculativeStats",
+    "VerifierStep",
     "CausalVerifier",
     "Draft",
     "sampler_drafter",

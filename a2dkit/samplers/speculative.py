@@ -26,7 +26,13 @@ from a2dkit.samplers.acceptance import greedy_accept, speculative_accept
 from a2dkit.samplers.drafters import Draft, Drafter
 from a2dkit.samplers.kv_cache import truncate
 
-__all__ = ["SpeculativeStats", "CausalVerifier", "speculative_decode", "speculative_greedy"]
+__all__ = [
+    "SpeculativeStats",
+    "VerifierStep",
+    "CausalVerifier",
+    "speculative_decode",
+    "speculative_greedy",
+]
 
 
 @dataclass
@@ -65,6 +71,22 @@ class SpeculativeStats:
                  "forwards_per_token", "tokens_per_second")  # fmt: skip
         histogram = {str(n): self.accepted[n] for n in sorted(self.accepted)}
         return {n: getattr(self, n) for n in names} | {"acceptance_histogram": histogram}
+
+
+@dataclass(frozen=True)
+class VerifierStep:
+    """One verifying forward of ``speculative_decode(..., trace=[])``: the draft it scored, how
+    many of its tokens it accepted, its own token (the correction at the first rejection, or the
+    bonus token after a fully accepted draft), and what it committed (``draft[:accepted]`` and
+    ``token``, cut after EOS). ``start``: tokens generated before it; ``drafter_forwards``: the
+    drafter's forwards for this draft (as counted in ``SpeculativeStats``)."""
+
+    start: int
+    draft: list[int]
+    accepted: int
+    token: int
+    committed: list[int]
+    drafter_forwards: int = 0
 
 
 class CausalVerifier:
@@ -132,6 +154,7 @@ def speculative_decode(
     eos_token_id: int | None = None,
     stats: SpeculativeStats | None = None,
     generator: torch.Generator | None = None,
+    trace: list[VerifierStep] | None = None,
 ) -> list[int]:
     """The verifier's continuation of ``prompt`` (``max_new_tokens`` or up to its EOS), computed
     with drafts of ``draft_length`` tokens: its greedy decoding at temperature 0, else a sample
@@ -141,6 +164,8 @@ def speculative_decode(
         verifier: an AR model, or an A2D model (run in ``causal_mode``: ``self`` mode).
         drafter: ``draft(prefix, k)``; when sampling it must return q (``proposal_drafter``).
         prompt: ids, at least one.
+        trace: if given, one ``VerifierStep`` is appended per verifying forward (for
+            ``a2dkit.viz.speculation``); the output does not depend on it.
 
     Returns:
         The generated ids (EOS included when reached).
@@ -154,6 +179,7 @@ def speculative_decode(
     out, pending = [], prompt[-1]
     while len(out) < max_new_tokens:
         k = min(draft_length, max_new_tokens - len(out) - 1)  # room for the verifier's token
+        drafted = stats.drafter_forwards
         draft = _draft(drafter, prompt + out, k, temperature > 0)
         start = cache.get_seq_length()
         logits = _logits(verifier, [pending, *draft.tokens], cache)  # (k + 1, V)
@@ -167,6 +193,9 @@ def speculative_decode(
         truncate(cache, start + 1 + n)  # keep the pending token and the accepted draft
         if eos_token_id is not None and eos_token_id in new:
             new = new[: new.index(eos_token_id) + 1]
+        if trace is not None:
+            trace.append(VerifierStep(len(out), list(draft.tokens), n, token, list(new),
+                                      stats.drafter_forwards - drafted))  # fmt: skip
         out += new
         stats.tokens += len(new)
         if eos_token_id is not None and out[-1] == eos_token_id:
