@@ -135,14 +135,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if args.draft_length > 0:
             rows.append(_speculative_row(args, source, model, mtok, prompts, answers, row, algo))
             print(_line(rows[-1]), flush=True)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    print(f"\n[bench_retention] scale={cfg.name}, {len(prompts)} prompts, HumanEval {len(problems)}"
-          f", torch threads {torch.get_num_threads()}, {machine}")  # fmt: skip
+        _write(args, cfg, rows)  # after every row: a long run keeps what it measured
+    _write(args, cfg, rows)
+    print(f"\n[bench_retention] scale={cfg.name}, {len(prompts)} prompts, HumanEval "
+          f"{len(problems)}, torch threads {torch.get_num_threads()}, {_machine()}")  # fmt: skip
     dicts = [row.as_dict() for row in rows]
+    return dicts
+
+
+def _machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def _write(args, cfg, rows) -> None:
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"scale": cfg.name, "machine": machine, "rows": dicts}, f, indent=2)
-    return dicts
+            rows = [row.as_dict() for row in rows]
+            json.dump({"scale": cfg.name, "machine": _machine(), "rows": rows}, f, indent=2)
 
 
 def _speculative_row(args, source, model, tok, prompts, answers, row, algo):
