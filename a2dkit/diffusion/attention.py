@@ -21,6 +21,7 @@ __all__ = [
     "staircase_predicate",
     "staircase_mask",
     "staircase_mask_mod",
+    "staircase_block_mask",
     "to_additive_mask",
     "flex_attention_available",
 ]
@@ -144,6 +145,26 @@ def staircase_mask_mod(seq_len: int, block_size: int) -> Callable:
         return staircase_predicate(q_idx, kv_idx, seq_len, block_size)
 
     return mask_mod
+
+
+def staircase_block_mask(seq_len: int, block_size: int, keys: torch.Tensor | None, device=None):
+    """FlexAttention ``BlockMask`` of the staircase over ``[x_t ; x_0]`` (2L), pads never keys.
+
+    Args:
+        keys: (B, 2L) bool, False for padded keys; None when nothing is padded.
+    """
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    staircase = staircase_mask_mod(seq_len, block_size)
+    if keys is None:
+        mask_mod = staircase
+    else:
+
+        def mask_mod(b, h, q_idx, kv_idx):
+            return staircase(b, h, q_idx, kv_idx) & keys[b, kv_idx]
+
+    n, batch = 2 * seq_len, None if keys is None else keys.shape[0]
+    return create_block_mask(mask_mod, B=batch, H=None, Q_LEN=n, KV_LEN=n, device=device)
 
 
 def to_additive_mask(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

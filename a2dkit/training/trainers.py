@@ -266,7 +266,7 @@ class BD3LMTrainer(MDLMTrainer):
         input_ids, position_ids, mask = blocks.bd3lm_inputs(xt, x0, bs)
         keys = None if attention_mask is None else attention_mask.bool().repeat(1, 2)  # (B, 2L)
         if self.model.config._attn_implementation == "flex_attention":
-            mask = _flex_staircase(xt, bs, keys)
+            mask = attention.staircase_block_mask(seq_len, bs, keys, xt.device)
         elif keys is not None:
             mask = mask & keys[:, None, None, :]  # (B, 1, 2L, 2L): pads are never keys
         if self._anneal_ratio() < 1:  # DiffuLLaMA: x_t attends its own block causally + random
@@ -287,24 +287,6 @@ class BD3LMTrainer(MDLMTrainer):
         if not self.args.right_shift_logits:
             return logits[:, :seq_len]
         return blocks.bd3lm_shift_logits_right(logits, seq_len, self.block_size)
-
-
-def _flex_staircase(xt: torch.Tensor, block_size: int, keys: torch.Tensor | None):
-    """FlexAttention BlockMask of the staircase predicate (and the key padding, if any)."""
-    from torch.nn.attention.flex_attention import create_block_mask
-
-    batch, seq_len = xt.shape
-    staircase = attention.staircase_mask_mod(seq_len, block_size)
-    if keys is None:
-        mask_mod = staircase
-    else:
-
-        def mask_mod(b, h, q_idx, kv_idx):
-            return staircase(b, h, q_idx, kv_idx) & keys[b, kv_idx]
-
-    n = 2 * seq_len
-    batch_dim = None if keys is None else batch
-    return create_block_mask(mask_mod, B=batch_dim, H=None, Q_LEN=n, KV_LEN=n, device=xt.device)
 
 
 class _PerRankNoise(TrainerCallback):
