@@ -35,7 +35,8 @@ def test_bench_decoding_runs_every_row_with_consistent_ratios(bench, small_token
     argv = [*map(str, paths), "--num_prompts", "2", "--max_new_tokens", "8", "--block_size", "4",
             "--dataset_args", "a2dkit/synthetic[train:1,test:2]"]  # fmt: skip
     rows = {r["name"]: r for r in bench.run(bench.parse(argv))}
-    assert list(rows) == ["ar greedy"] + [name for name, *_ in bench.ROWS]
+    names = [name for name, *_ in bench.ROWS + bench.SPEC_ROWS]
+    assert list(rows) == ["ar greedy", *names]
     exact = rows[bench.EXACT]
     assert exact["x_exact"] == 1.0 and exact["agree"] == 1.0
     assert exact["nfe_per_token"] == 1.0  # steps = max_new_tokens: one token per forward
@@ -47,5 +48,7 @@ def test_bench_decoding_runs_every_row_with_consistent_ratios(bench, small_token
     assert "| mdlm dual +thr |" in bench.table(list(rows.values()))
     lines = bench.report(list(rows.values()))
     assert len(lines) == 5 and all(("met" in x) or ("MISSED" in x) for x in lines)
+    spec = bench.spec_report(list(rows.values()))  # lossless: each verifier's greedy output
+    assert len(spec) == len(bench.SPEC_ROWS) - 1 and all("on 2/2 prompts" in x for x in spec)
     fixed_over_thr = exact["nfe_per_token"] / rows["mdlm none +thr"]["nfe_per_token"]
     assert lines[0].startswith("MDLM threshold") and f"{fixed_over_thr:.2f}x" in lines[0]
