@@ -402,7 +402,7 @@ axes[1].set_title(f"BD3LM: blocks of {config.block_size}")
 # mask token), and a BD3LM model drafts a whole block at once, which is what it was trained
 # to do. Here the scale's source AR model (`cfg.source.model`) verifies blocks of
 # `cfg.pretrain.block_size` tokens drafted by this chapter's BD3LM model
-# (`a2dkit.samplers.speculative_decode`, with `sampler_drafter`), on four held-out prompts.
+# (`a2dkit.samplers.speculative_decode`, with `sampler_drafter`), on two held-out prompts.
 # The verifier runs in float64 for the check: in float32 its $(k + 1)$-token forward and
 # `generate`'s one-token forwards round differently, and a near tie could flip an argmax.
 
@@ -415,7 +415,7 @@ source, source_tokenizer, _ = tutorial.load_source_model(cfg)
 verifier = copy.deepcopy(source).double()  # exact comparison with generate (see above)
 drafter_vocab = {t: i for t, i in tokenizer.get_vocab().items() if t != tokenizer.mask_token}
 assert drafter_vocab == source_tokenizer.get_vocab()  # one vocabulary, same ids
-spec_prompts = [list(r[: cfg.pretrain.max_length // 4]) for r in rows[:4]]
+spec_prompts = [list(r[: cfg.pretrain.max_length // 4]) for r in rows[:2]]
 eos, draft_length = tokenizer.eos_token_id, config.block_size
 
 
