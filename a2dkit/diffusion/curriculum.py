@@ -42,7 +42,7 @@ class BlockSchedule:
 
     @property
     def multiple(self) -> int:
-        """The least common multiple of every size: what a batch length must be a multiple of."""
+        """The least common multiple of every size (batch lengths must be multiples of it)."""
         return math.lcm(*self.sizes)
 
     def to_list(self) -> list[list[int | None]]:

@@ -250,7 +250,7 @@ class BD3LMTrainer(MDLMTrainer):
 
     @property
     def block_size(self) -> int:
-        """This step's block size: the curriculum's, or ``args.block_size``."""
+        """This step's block size (the curriculum's, or ``args.block_size``)."""
         if self.block_schedule is None:
             return self.args.block_size
         return self.block_schedule.at(self.state.global_step)
