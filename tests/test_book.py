@@ -304,7 +304,14 @@ def _player(tools, session, index: int = 0) -> dict:
 
 
 def _step(state: dict) -> int:
-    return int(state["captions"][0].split("step ")[1].split("/")[0])
+    """The frame a player shows: DenoisingViewer's "step i/N", SpeculationViewer's "verifier
+    forward i/N" (its frame 0 is the prompt: "... verifier forwards follow")."""
+    caption = state["captions"][0]
+    if "verifier forwards follow" in caption:
+        return 0
+    found = re.search(r"(?:verifier forward|step) (\d+)/", caption)
+    assert found, f"no step in the player's caption {caption!r}"
+    return int(found.group(1))
 
 
 def _press_play_and_check_it_advances(tools, session, index: int = 0) -> dict:
@@ -407,7 +414,8 @@ def test_the_player_plays_pauses_seeks_and_switches_rows_in_chromium(browser, tm
 
 
 def test_the_book_players_play_without_a_kernel(pages, browser, book_html):
-    """Every DenoisingViewer on a book page plays (no kernel); one of them is side by side."""
+    """Every player on a book page (DenoisingViewer, SpeculationViewer) plays without a kernel;
+    one of them is side by side."""
     tools, session = browser
     players = {c: pages(c)["viewer"] for c in CHAPTERS if pages(c)["viewer"] > 0}
     assert players, "no chapter shows a DenoisingViewer player"
