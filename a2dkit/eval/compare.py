@@ -164,26 +164,34 @@ def decode(
     return Decoding(texts, forwards, tokens, time.perf_counter() - start)
 
 
+def _pooled_gap(source, model, rows, *, algo, block_size, mc_num, seed) -> tuple[float, float]:
+    """(source NLL, A2D ELBO bound) per target token over ``rows`` of (ids, prompt_len)."""
+    total_source = total_bound = 0.0
+    count = 0
+    generator = torch.Generator().manual_seed(seed)
+    for ids, prompt_len in rows:
+        gap = likelihood_gap(source, model, torch.tensor([ids]), algo=algo,
+                             block_size=block_size if algo == "bd3lm" else None,
+                             prompt_len=prompt_len, mc_num=mc_num, generator=generator)  # fmt: skip
+        total_source += gap.source_nll * gap.tokens
+        total_bound += gap.a2d_nll_bound * gap.tokens
+        count += gap.tokens
+    return total_source / count, total_bound / count
+
+
 def answer_nll_gap(
     source, model, tokenizer, prompts: list[str], answers: list[str], *, algo: str,
     block_size: int | None = None, mc_num: int = 8, seed: int = 0,
 ) -> tuple[float, float]:  # fmt: skip
     """(source NLL, A2D ELBO bound), nats per answer token, over held-out (prompt, answer) pairs:
     each answer scored after its chat-templated prompt, the answer's end-of-turn token included."""
-    total_source = total_bound = 0.0
-    count = 0
-    generator = torch.Generator().manual_seed(seed)
-    end = tokenizer.eos_token or ""
+    end, rows = tokenizer.eos_token or "", []
     for prompt, answer in zip(prompts, answers, strict=True):
         ids = chat_inputs(tokenizer, [prompt])[0]
-        full = ids + tokenizer(answer + end, add_special_tokens=False)["input_ids"]
-        gap = likelihood_gap(source, model, torch.tensor([full]), algo=algo,
-                             block_size=block_size if algo == "bd3lm" else None,
-                             prompt_len=len(ids), mc_num=mc_num, generator=generator)  # fmt: skip
-        total_source += gap.source_nll * gap.tokens
-        total_bound += gap.a2d_nll_bound * gap.tokens
-        count += gap.tokens
-    return total_source / count, total_bound / count
+        answer_ids = tokenizer(answer + end, add_special_tokens=False)["input_ids"]
+        rows.append((ids + answer_ids, len(ids)))
+    return _pooled_gap(source, model, rows, algo=algo, block_size=block_size, mc_num=mc_num,
+                       seed=seed)  # fmt: skip
 
 
 def text_nll_gap(
@@ -192,18 +200,9 @@ def text_nll_gap(
 ) -> tuple[float, float]:  # fmt: skip
     """(source NLL, A2D ELBO bound), nats per token, of held-out plain texts (all but the first
     token of each scored): text neither model was trained on, unlike the source's own answers."""
-    total_source = total_bound = 0.0
-    count = 0
-    generator = torch.Generator().manual_seed(seed)
-    for text in texts:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        gap = likelihood_gap(source, model, torch.tensor([ids]), algo=algo,
-                             block_size=block_size if algo == "bd3lm" else None, prompt_len=1,
-                             mc_num=mc_num, generator=generator)  # fmt: skip
-        total_source += gap.source_nll * gap.tokens
-        total_bound += gap.a2d_nll_bound * gap.tokens
-        count += gap.tokens
-    return total_source / count, total_bound / count
+    rows = [(tokenizer(t, add_special_tokens=False)["input_ids"], 1) for t in texts]
+    return _pooled_gap(source, model, rows, algo=algo, block_size=block_size, mc_num=mc_num,
+                       seed=seed)  # fmt: skip
 
 
 def retention_row(

@@ -30,6 +30,10 @@ TINY_A2D_MIXTURE = (
     "+OpenCoder-LLM/opc-sft-stage1[lang:python]+OpenCoder-LLM/opc-sft-stage2[lang:python]"
 )
 
+# chapter 11's rows, every one (a2dkit.tutorial.retention.RECIPES; checked by its tests)
+EVERY_RECIPE = ("plain", "joint-ar", "curriculum", "anneal", "distill", "position",
+                "complementary", "layer-lr", "best")  # fmt: skip
+
 _SMOKE = ScaleConfig(
     name="smoke",
     description="tiny offline AR Qwen3 on CPU: every notebook in about a minute",
@@ -121,17 +125,7 @@ _SMOKE = ScaleConfig(
         num_prompts=8,
         humaneval_limit=2,
         elbo_samples=2,
-        recipes=(
-            "plain",
-            "joint-ar",
-            "curriculum",
-            "anneal",
-            "distill",
-            "position",
-            "complementary",
-            "layer-lr",
-            "best",
-        ),
+        recipes=EVERY_RECIPE,
         chapter_recipes=("plain", "best"),
     ),  # fmt: skip
 )
@@ -258,17 +252,7 @@ _WARMUP = _SMOKE.replace(
         num_prompts=200,
         humaneval_limit=164,
         elbo_samples=32,
-        recipes=(
-            "plain",
-            "joint-ar",
-            "curriculum",
-            "anneal",
-            "distill",
-            "position",
-            "complementary",
-            "layer-lr",
-            "best",
-        ),
+        recipes=EVERY_RECIPE,
     ),  # fmt: skip
 )
 
