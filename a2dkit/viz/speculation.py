@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from a2dkit.samplers.speculative import VerifierStep
 from a2dkit.viz import player
 from a2dkit.viz.trajectory import _CELL, PROMPT_BG, _visible
-from a2dkit.viz.widgets import WidgetView
+from a2dkit.viz.widgets import PlayerView
 
 __all__ = ["SPECULATION_COLORS", "SpeculationViewer"]
 
@@ -107,7 +107,7 @@ class _Speculation:
         return caption + f"{player.TOKENS_OPEN}{spans}</div>" + self.legend()
 
 
-class SpeculationViewer(WidgetView):
+class SpeculationViewer(PlayerView):
     """A speculative decoding run forward by forward: play/step slider over verifier forwards.
 
     Frame 0 is the prompt; frame i is verifier forward i: tokens committed before it (lighter),
@@ -148,14 +148,3 @@ class SpeculationViewer(WidgetView):
     def to_html(self, interval_ms: int = 700) -> str:
         """The viewer as one self-contained HTML+JavaScript element: plays with no kernel."""
         return player.player_html([self.panel], self.num_steps, 1, interval_ms)
-
-    def _repr_html_(self) -> str:
-        return self.to_html()
-
-    def _repr_mimebundle_(self, **kwargs):
-        return {**self.widget._repr_mimebundle_(**kwargs), "text/html": self.to_html()}
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self._repr_mimebundle_(), raw=True)

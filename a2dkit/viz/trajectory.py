@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from a2dkit.viz import player
-from a2dkit.viz.widgets import WidgetView, new_axes
+from a2dkit.viz.widgets import PlayerView, new_axes
 
 __all__ = ["DenoisingViewer", "animate", "commit_steps", "plot_trajectory"]
 
@@ -143,7 +143,7 @@ class _Trajectory:
         return caption + f"{player.TOKENS_OPEN}{spans}</div>" + self.legend()
 
 
-class DenoisingViewer(WidgetView):
+class DenoisingViewer(PlayerView):
     """A sampler's ``history`` step by step: play/step slider, row selector, coloured tokens.
 
     One object, two views: JupyterLab shows the live ipywidgets view (``.widget``); a static page
@@ -200,19 +200,6 @@ class DenoisingViewer(WidgetView):
     def to_html(self, interval_ms: int = 400) -> str:
         """The viewer as one self-contained HTML+JavaScript element: plays with no kernel."""
         return player.player_html(self.panels, self.num_steps, self.num_rows, interval_ms)
-
-    def _repr_html_(self) -> str:
-        return self.to_html()
-
-    def _repr_mimebundle_(self, **kwargs):
-        # JupyterLab renders the live widget view; the static book (myst-nb, text/html ranked
-        # first in book/_config.yml) the self-contained player
-        return {**self.widget._repr_mimebundle_(**kwargs), "text/html": self.to_html()}
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self._repr_mimebundle_(), raw=True)
 
 
 def plot_trajectory(history, tokenizer, row: int = 0, ax=None, *, mask_token_id=None):

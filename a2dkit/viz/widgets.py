@@ -4,7 +4,7 @@ shows an ipywidgets view in Jupyter and a static fallback elsewhere (nbval, the 
 
 from __future__ import annotations
 
-__all__ = ["new_axes", "WidgetView"]
+__all__ = ["new_axes", "WidgetView", "PlayerView"]
 
 
 def new_axes(ax, figsize: tuple[float, float]):
@@ -32,3 +32,23 @@ class WidgetView:
         from IPython.display import display
 
         display(self.widget)
+
+
+class PlayerView(WidgetView):
+    """A view that also renders as one self-contained player (``to_html()``, no kernel):
+    JupyterLab shows the live widget, the static book (myst-nb, text/html ranked first in
+    book/_config.yml) the player."""
+
+    def to_html(self) -> str:
+        raise NotImplementedError
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return {**self.widget._repr_mimebundle_(**kwargs), "text/html": self.to_html()}
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)
