@@ -193,3 +193,37 @@ def test_bd3lm_sampling_reads_the_logits_the_trainer_scores(pair64, converted_di
     assert off() == 0
     if shift:
         assert off(block_starts_only=True) > 0
+
+
+def test_speculative_decoding_is_smollm2s_greedy_output_in_a_padded_batch(pair64, converted_dir):
+    """SmolLM2 verifies the fresh conversion's drafts (float64, right-shifted reading, prompts of
+    different lengths in one batch, EOS on): every row is its own greedy ``generate``; as its own
+    verifier (``self``: causal mode) the conversion gives the same rows. (MDLM drafters: the
+    tiny-model tests.)"""
+    from transformers import AutoTokenizer
+
+    from a2dkit.samplers import BD3LMSampler, SpeculativeStats, sampler_drafter
+    from a2dkit.samplers.speculative import speculative_decode_batch
+
+    source, a2d = pair64
+    tok = AutoTokenizer.from_pretrained(converted_dir)
+    texts = ["The capital of France is", "First Citizen:\nBefore we proceed any further,", "Hi"]
+    prompts = [tok(t)["input_ids"] for t in texts]
+    want = []
+    for p in prompts:
+        out = source.generate(
+            torch.tensor([p]),
+            max_new_tokens=8,
+            do_sample=False,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.eos_token_id,
+        )
+        want.append(out[0, len(p) :].tolist())  # fmt: skip
+    sampler = BD3LMSampler(a2d, tok)
+    stats = SpeculativeStats()
+    drafter = sampler_drafter(sampler, stats, right_shift_logits=True)
+    for verifier in (source, a2d):
+        got = speculative_decode_batch(verifier, drafter, prompts, 8, 4,
+                                       eos_token_id=tok.eos_token_id, stats=stats)  # fmt: skip
+        assert got == want
+    assert stats.accepted_per_verifier_forward > 0  # the fresh conversion drafts its source

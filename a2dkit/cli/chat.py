@@ -64,7 +64,7 @@ def reply(sampler, tokenizer, history: list[dict], args: ChatArguments, complete
     else:  # no template: the running transcript is the prompt
         ids = encode(tokenizer, "\n".join(m["content"] for m in history) + "\n", False)
     if complete is not None:
-        return None, complete(ids).strip()
+        return None, complete([ids])[0].strip()
     out = sampler.sample([ids], **sampler_options(args))
     return out, completion(tokenizer, out, 0).strip()
 

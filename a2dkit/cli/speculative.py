@@ -13,7 +13,7 @@ import math
 
 from a2dkit.cli.verifier import load_verifier
 from a2dkit.samplers import drafters
-from a2dkit.samplers.speculative import SpeculativeStats, speculative_decode
+from a2dkit.samplers.speculative import SpeculativeStats, speculative_decode_batch
 
 MODES = ("source", "self")
 
@@ -54,11 +54,13 @@ def drafter(args, sampler, stats: SpeculativeStats):
                                     threshold=args.threshold)  # fmt: skip
 
 
-def generate(args, verifier, draft, ids: list[int], eos: int | None, stats) -> list[int]:
-    """One prompt's completion ids (rows are decoded one at a time)."""
+def generate(
+    args, verifier, draft, rows: list[list[int]], eos: int | None, stats
+) -> list[list[int]]:
+    """Every prompt's completion ids, the prompts verified together in one padded batch."""
     n, k, t = args.max_new_tokens, args.draft_length, args.temperature
-    return speculative_decode(verifier, draft, ids, n, k, temperature=t, eos_token_id=eos,
-                              stats=stats)  # fmt: skip
+    return speculative_decode_batch(verifier, draft, rows, n, k, temperature=t, eos_token_id=eos,
+                                    stats=stats)  # fmt: skip
 
 
 def summary(stats: SpeculativeStats) -> str:
@@ -68,21 +70,22 @@ def summary(stats: SpeculativeStats) -> str:
 
 
 def completer(args, path: str | None, model, tokenizer, sampler):
-    """(``complete(ids) -> text``, its running statistics): the verifier loaded once."""
+    """(``complete(rows) -> texts``, its running statistics): the verifier loaded once."""
     verifier = load_verifier(args, path, model, tokenizer)
     stats = SpeculativeStats()
     draft, eos = drafter(args, sampler, stats), tokenizer.eos_token_id
 
-    def complete(ids: list[int]) -> str:
-        gen = generate(args, verifier, draft, ids, eos, stats)
-        return tokenizer.decode([t for t in gen if t != eos], skip_special_tokens=True)
+    def complete(rows: list[list[int]]) -> list[str]:
+        gens = generate(args, verifier, draft, rows, eos, stats)
+        return [tokenizer.decode([t for t in g if t != eos], skip_special_tokens=True)
+                for g in gens]  # fmt: skip
 
     return complete, stats
 
 
 def run(args, path: str | None, model, tokenizer, sampler, inputs) -> tuple[list[str], dict]:
-    """Every prompt's completion text, one row at a time, and the statistics (``as_dict``)."""
+    """Every prompt's completion text (one padded batch) and the statistics (``as_dict``)."""
     complete, stats = completer(args, path, model, tokenizer, sampler)
-    texts = [complete(ids) for ids in inputs]
+    texts = complete(inputs)
     print(summary(stats))
     return texts, stats.as_dict()

@@ -18,7 +18,11 @@ from pathlib import Path
 from a2dkit.eval.harness_config import A2DEvalConfig
 from a2dkit.models.loading import load_config
 from a2dkit.samplers.drafters import sampler_drafter
-from a2dkit.samplers.speculative import CausalVerifier, SpeculativeStats, speculative_decode
+from a2dkit.samplers.speculative import (
+    CausalVerifier,
+    SpeculativeStats,
+    speculative_decode_batch,
+)
 from a2dkit.samplers.verifiers import MANIFEST, load_ar_verifier, manifest_source
 
 __all__ = ["verifier_path", "SpeculativeGeneration", "build"]
@@ -71,11 +75,10 @@ class SpeculativeGeneration:
         """The verifier's greedy continuation of every prompt (up to its EOS, included)."""
         eos = self.tokenizer.eos_token_id
         start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else eos
-        rows = []
-        for ids in prompts:
-            rows.append(speculative_decode(self.verifier, self.draft, list(ids) or [start],
-                                           max_new_tokens, self.config.draft_length,
-                                           eos_token_id=eos, stats=self.stats))  # fmt: skip
+        rows = speculative_decode_batch(self.verifier, self.draft,
+                                        [list(ids) or [start] for ids in prompts],
+                                        max_new_tokens, self.config.draft_length,
+                                        eos_token_id=eos, stats=self.stats)  # fmt: skip
         logger.info(
             "speculative: %.2f accepted per verifier forward, %.2f forwards per token",
             self.stats.accepted_per_verifier_forward,

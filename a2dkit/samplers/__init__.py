@@ -10,7 +10,7 @@ arXiv 2505.22618; speculative sampling arXiv 2211.17192.
 
 from a2dkit.samplers.base import BaseSampler, SamplerConfig, SamplerOutput, head_logits
 from a2dkit.samplers.bd3lm import KV_CACHE_MODES, BD3LMSampler, BD3LMSamplerConfig
-from a2dkit.samplers.drafters import Draft, proposal_drafter, sampler_drafter
+from a2dkit.samplers.drafters import Draft, SamplerDrafter, proposal_drafter, sampler_drafter
 from a2dkit.samplers.mdlm import MDLM_KV_CACHE_MODES, MDLMSampler, MDLMSamplerConfig
 from a2dkit.samplers.prompts import completion, encode
 from a2dkit.samplers.speculative import (
@@ -18,6 +18,7 @@ from a2dkit.samplers.speculative import (
     SpeculativeStats,
     VerifierStep,
     speculative_decode,
+    speculative_decode_batch,
     speculative_greedy,
 )
 
@@ -38,8 +39,10 @@ __all__ = [
     "VerifierStep",
     "CausalVerifier",
     "Draft",
+    "SamplerDrafter",
     "sampler_drafter",
     "proposal_drafter",
     "speculative_decode",
+    "speculative_decode_batch",
     "speculative_greedy",
 ]

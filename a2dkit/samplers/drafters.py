@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Draft", "Drafter", "sampler_drafter", "proposal_drafter"]
+__all__ = ["Draft", "Drafter", "SamplerDrafter", "sampler_drafter", "proposal_drafter"]
 
 
 @dataclass
@@ -28,27 +28,41 @@ class Draft:
 Drafter = Callable[[list[int], int], "Draft | list[int]"]
 
 
-def _count(stats, out) -> None:
-    if stats is not None:
-        stats.drafter_forwards += out.nfe
+class SamplerDrafter:
+    """``draft(prefix, k)``, and ``draft.batch(prefixes, k)`` for a batch of prefixes in one
+    sampler call: k tokens after each prefix, one block of k masks, in ``steps`` forwards (None:
+    k; capped at k), with q when ``proposals``."""
+
+    def __init__(self, sampler, stats, options: dict, *, steps: int | None, proposals: bool):
+        self.sampler, self.stats, self.options = sampler, stats, options
+        self.steps, self.proposals = steps, proposals
+
+    def __call__(self, prefix: list[int], k: int) -> Draft:
+        return self.batch([prefix], k)[0]
+
+    def batch(self, prefixes: list[list[int]], k: int) -> list[Draft]:
+        options = {"block_size": k} | self.options
+        options |= {"max_new_tokens": k, "steps": min(self.steps or k, k)}
+        out = self.sampler.sample(prefixes, return_history=False, **options)
+        if self.stats is not None:  # forwards per row: a batched forward counts once per row
+            self.stats.drafter_forwards += out.nfe * len(prefixes)
+        s = out.gen_start
+        tokens = out.sequences[:, s : s + k].tolist()
+        if not self.proposals:
+            return [Draft(t) for t in tokens]
+        return [Draft(t, out.proposals[b, :k]) for b, t in enumerate(tokens)]
 
 
-def sampler_drafter(sampler, stats=None, **sampler_options) -> Drafter:
+def sampler_drafter(sampler, stats=None, **sampler_options) -> SamplerDrafter:
     """A greedy drafter from an a2dkit sampler: ``k`` new tokens after the prefix, one block (the
     sampler's forward passes count as drafter forwards in ``stats``, a ``SpeculativeStats``)."""
-
-    def draft(prefix: list[int], k: int) -> Draft:
-        options = {"block_size": k, "steps": k} | sampler_options | {"max_new_tokens": k}
-        out = sampler.sample([prefix], return_history=False, **options)
-        _count(stats, out)
-        return Draft(out.sequences[0, out.gen_start : out.gen_start + k].tolist())
-
-    return draft
+    steps = sampler_options.pop("steps", None)
+    return SamplerDrafter(sampler, stats, sampler_options, steps=steps, proposals=False)
 
 
 def proposal_drafter(
     sampler, temperature: float, stats=None, steps: int | None = None, **sampler_options
-) -> Drafter:
+) -> SamplerDrafter:
     """A sampling drafter: ``k`` tokens drawn at ``temperature`` with their q, committed left to
     right in ``steps`` forwards (default k: one token per forward; 1: all k from one forward).
 
@@ -63,14 +77,6 @@ def proposal_drafter(
     if banned:
         raise ValueError(f"{sorted(banned)} cannot be set: q is exact only with left-to-right "
                          "commits, fixed steps and no guidance")  # fmt: skip
-
-    def draft(prefix: list[int], k: int) -> Draft:
-        options = {"block_size": k} | sampler_options | {"max_new_tokens": k}
-        out = sampler.sample([prefix], return_history=False, steps=min(steps or k, k),
-                             temperature=temperature, remasking="left_to_right",
-                             return_proposals=True, **options)  # fmt: skip
-        _count(stats, out)
-        s = out.gen_start
-        return Draft(out.sequences[0, s : s + k].tolist(), out.proposals[0, :k])
-
-    return draft
+    options = sampler_options | {"temperature": temperature, "remasking": "left_to_right",
+                                 "return_proposals": True}  # fmt: skip
+    return SamplerDrafter(sampler, stats, options, steps=steps, proposals=True)

@@ -14,7 +14,7 @@ from a2dkit import convert
 from a2dkit.samplers import MDLMSampler, acceptance, speculative
 from a2dkit.samplers.acceptance import greedy_accept, speculative_accept
 from a2dkit.samplers.drafters import proposal_drafter
-from a2dkit.samplers.speculative import speculative_decode
+from a2dkit.samplers.speculative import speculative_decode, speculative_decode_batch
 
 V, TEMPERATURE = 6, 0.7
 
@@ -142,4 +142,21 @@ def test_sampled_output_is_distributed_as_the_verifiers(peaked, monkeypatch):
     always = lambda d, q, logits, t, g=None: (len(d), int(logits[-1].argmax()))  # noqa: E731
     monkeypatch.setattr(speculative, "speculative_accept", always)
     stat, bound = chi_square(_pipeline_pairs(source, drafter, prompt, 300), exact, 300)
+    assert stat > 3 * bound, (stat, bound)
+
+
+def test_a_batch_of_draws_is_distributed_as_the_verifiers(peaked):
+    """The same prompt n times in one padded batch (beside a longer row): n independent draws of
+    the verifier's two-token joint; the drafter's own joint (every draft kept) is the control."""
+    source, a2d, tok = peaked
+    prompt, n = [5, 17, 42], 600
+    exact = _verifier_pairs(source, prompt)
+    drafter = proposal_drafter(MDLMSampler(a2d, tok), TEMPERATURE)
+    torch.manual_seed(0)
+    rows = speculative_decode_batch(source, drafter, [[8, 99, 23, 61], *[prompt] * n], 3, 2,
+                                    temperature=TEMPERATURE)[1:]  # fmt: skip
+    stat, bound = chi_square(Counter(tuple(r[:2]) for r in rows), exact, n)
+    assert stat < bound, (stat, bound)
+    drafts = drafter.batch([prompt] * n, 2)
+    stat, bound = chi_square(Counter(tuple(d.tokens) for d in drafts), exact, n)
     assert stat > 3 * bound, (stat, bound)

@@ -17,6 +17,7 @@ from a2dkit.samplers.speculative import (
     CausalVerifier,
     SpeculativeStats,
     speculative_decode,
+    speculative_decode_batch,
     speculative_greedy,
 )
 
@@ -140,3 +141,68 @@ def test_bad_input_is_refused(pair):
         speculative_decode(source, lambda p, k: [1] * k, [5], 4, 2, temperature=1.0)
     with pytest.raises(ValueError, match="temperature=-1.0 must be a finite number"):
         speculative_decode(source, lambda p, k: [1] * k, [5], 4, 2, temperature=-1.0)
+
+
+# --- batches: rows of different lengths verified together, each its own greedy decoding ------
+
+
+@pytest.mark.parametrize("sampler_cls", [MDLMSampler, BD3LMSampler])
+@pytest.mark.parametrize("shift", [False, True])
+def test_a_padded_batch_is_every_rows_greedy_decoding(pair, sampler_cls, shift):
+    source, a2d, tok = pair
+    batched, alone = SpeculativeStats(), SpeculativeStats()
+    options = {"right_shift_logits": shift}
+    got = speculative_decode_batch(source, sampler_drafter(sampler_cls(a2d, tok), batched,
+                                   **options), PROMPTS, 10, 4, stats=batched)  # fmt: skip
+    assert got == [_greedy(source, p, 10) for p in PROMPTS]  # lengths 3, 6 and 1
+    for p in PROMPTS:  # the same rows one at a time: the same counts, forward for forward
+        speculative_decode(source, sampler_drafter(sampler_cls(a2d, tok), alone, **options), p,
+                           10, 4, stats=alone)  # fmt: skip
+    assert batched.accepted == alone.accepted and batched.tokens == alone.tokens == 30
+    assert batched.verifier_forwards == alone.verifier_forwards
+    assert batched.drafter_forwards == alone.drafter_forwards
+
+
+def test_rows_stop_at_their_own_eos_and_the_rest_go_on(pair):
+    source, a2d, tok = pair
+    free = [_greedy(source, p, 10) for p in PROMPTS]
+    eos = next(t for t in free[1][1:] if t not in free[1][:1] and all(t not in f for f in free[:1]))
+    drafter = sampler_drafter(BD3LMSampler(a2d, tok))
+    got = speculative_decode_batch(source, drafter, PROMPTS, 10, 3, eos_token_id=eos)
+    assert got == [_greedy(source, p, 10, eos=eos) for p in PROMPTS]
+    assert got[1][-1] == eos and 1 < len(got[1]) < 10 and len(got[0]) == 10  # one row cut
+
+
+@pytest.mark.parametrize("sampler_cls", [MDLMSampler, BD3LMSampler])
+def test_self_mode_in_a_batch_is_each_rows_own_ar_decoding(own, sampler_cls):
+    model, tok, ar_greedy = own
+    drafter = sampler_drafter(sampler_cls(model, tok))
+    got = speculative_decode_batch(model, drafter, PROMPTS, 10, 4)
+    assert got == [ar_greedy(p, 10) for p in PROMPTS]
+
+
+def test_the_ragged_cache_hides_padding_and_rejected_drafts(pair):
+    """Every row's logits through a cache with holes equal the row's own forward (float64); a
+    hole left visible changes them (the control)."""
+    from a2dkit.samplers.ragged_cache import RaggedCache
+
+    source = pair[0]
+    rows = [[5, 17, 42, 9], [8, 99]]
+
+    def through(cache_holes: bool) -> list[torch.Tensor]:
+        cache = RaggedCache(2, "cpu")
+        ids = torch.tensor([[5, 17, 42, 9], [8, 99, 0, 0]])
+        cache.forward(source, ids, ids != 0)
+        cache.keep(0, 0, 3, 4)  # row 0 rejects its last token: a hole
+        if not cache_holes:
+            cache.keys[:] = True  # control: padding and the rejected token seen as keys
+        nxt = torch.tensor([[7, 3], [7, 3]])
+        return cache.forward(source, nxt, torch.ones(2, 2, dtype=torch.bool))
+
+    got, leaky = through(True), through(False)
+    with torch.no_grad():
+        for b, row in enumerate(rows):
+            kept = row[:3] if b == 0 else row
+            want = source(torch.tensor([[*kept, 7, 3]])).logits[0, -2:]
+            torch.testing.assert_close(got[b], want, rtol=0, atol=1e-10)
+            assert (leaky[b] - want).abs().max() > 1e-4
