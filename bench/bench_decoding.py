@@ -2,7 +2,8 @@
 ``generate`` (KV cache) beside MDLM (kv_cache none / prefix / dual) and BD3LM (reuse / card), each
 with fixed steps and with threshold decoding, and speculative decoding (BD3LM drafts of
 --draft_length, fixed steps or threshold, verified greedily by the source AR model, "spec source",
-or by the BD3LM model itself in causal mode, "spec self", beside its own AR-mode generate). Per
+or by the BD3LM model itself in causal mode, "spec self", or verifying and drafting in the same
+forward, "spec one-pass"; the self rows beside its own AR-mode generate). Per
 row: tokens/s (CPU time and wall), forward passes per token, exact match, agreement with exact
 MDLM, and ratios to the AR and exact MDLM rows; per speculative row: accepted drafts per verifier
 forward and identity with its verifier's greedy generate. Speculative rows decode one prompt at a
@@ -28,6 +29,7 @@ from a2dkit.eval import exact_match
 from a2dkit.models import causal_mode
 from a2dkit.samplers import BD3LMSampler, CausalVerifier, MDLMSampler, SpeculativeStats
 from a2dkit.samplers.drafters import sampler_drafter
+from a2dkit.samplers.one_pass import one_pass_self_decode
 from a2dkit.samplers.speculative import speculative_greedy
 
 THRESHOLD = 0.9  # Fast-dLLM's default
@@ -37,7 +39,8 @@ ROWS = [(f"{algo} {kv}{' +thr' if thr else ''}", algo, kv, thr)
         for kv in modes for thr in (False, True)]  # fmt: skip
 SPEC_ROWS = [("bd3lm as AR", "causal", None, False)] + [
     (f"spec {mode}{' +thr' if thr else ''}", "spec", mode, thr)
-    for mode in ("source", "self") for thr in (False, True)]  # fmt: skip
+    for mode in ("source", "self") for thr in (False, True)] + [
+    ("spec one-pass", "spec", "one-pass", False)]  # fmt: skip
 EXACT = "mdlm none"
 SAMPLERS = {"mdlm": MDLMSampler, "bd3lm": BD3LMSampler}
 
@@ -102,6 +105,8 @@ def spec_row(row, models, prompts, args, new: int) -> dict:
     the BD3LM model in causal mode) verifying; tokens are those committed (up to EOS)."""
     name, _, mode, thr = row
     model, tok = models["bd3lm"]
+    if mode == "one-pass":
+        return one_pass_row(name, model, tok, prompts, args, new)
     verifier = models["ar"][0] if mode == "source" else CausalVerifier(model)
     stats = SpeculativeStats()
     threshold = args.threshold if thr else None
@@ -109,6 +114,28 @@ def spec_row(row, models, prompts, args, new: int) -> dict:
     cpu, wall = time.process_time(), time.perf_counter()
     gens = [speculative_greedy(verifier, drafter, p, new, args.draft_length, tok.eos_token_id,
                                stats) for p in prompts]  # fmt: skip
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return dict(name=name, cpu_tps=stats.tokens / cpu, wall_tps=stats.tokens / wall,
+                nfe_per_token=stats.forwards_per_token, gens=gens, stats=stats,
+                eos=tok.eos_token_id, texts=tok.batch_decode(gens))  # fmt: skip
+
+
+def one_pass_row(name: str, model, tok, prompts, args, new: int) -> dict:
+    """The BD3LM model verifying its draft and drafting the next block in the same forward."""
+    stats = SpeculativeStats()
+    cpu, wall = time.process_time(), time.perf_counter()
+    gens = [
+        one_pass_self_decode(
+            model,
+            p,
+            new,
+            args.draft_length,
+            tok.mask_token_id,
+            eos_token_id=tok.eos_token_id,
+            stats=stats,
+        )
+        for p in prompts
+    ]
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     return dict(name=name, cpu_tps=stats.tokens / cpu, wall_tps=stats.tokens / wall,
                 nfe_per_token=stats.forwards_per_token, gens=gens, stats=stats,

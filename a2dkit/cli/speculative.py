@@ -1,6 +1,7 @@
 """``--speculative source|self`` for ``sample`` and ``chat``: the A2D model drafts
 ``--draft_length`` tokens, an AR verifier (the source model, or the same weights in causal mode)
-accepts them; the output is the verifier's (greedy, or sampled at ``--temperature``).
+accepts them; the output is the verifier's (greedy, or sampled at ``--temperature``). ``one-pass``:
+the same weights verify a draft and draft the next block in one forward (greedy; I-DLM style).
 
 Run: python -m a2dkit.cli.sample --model_name_or_path models/a2d/Qwen3-0.6B --speculative source \
     --draft_length 8 --json out.json
@@ -13,9 +14,10 @@ import math
 
 from a2dkit.cli.verifier import load_verifier
 from a2dkit.samplers import drafters
+from a2dkit.samplers.one_pass import one_pass_self_decode
 from a2dkit.samplers.speculative import SpeculativeStats, speculative_decode_batch
 
-MODES = ("source", "self")
+MODES = ("source", "self", "one-pass")  # one-pass: self, verifying and drafting in one forward
 
 
 def check_flags(args) -> None:
@@ -40,7 +42,11 @@ def check_flags(args) -> None:
             f"--speculative at temperature={args.temperature} drafts left to right in fixed "
             f"steps; threshold={args.threshold} cannot be honoured"
         )
-    if args.speculative == "self" and args.verifier_path is not None:
+    if args.speculative == "one-pass" and (args.temperature > 0 or args.threshold is not None):
+        raise ValueError(f"--speculative one-pass drafts greedily in the verifying forward; "
+                         f"temperature={args.temperature} and threshold={args.threshold} cannot "
+                         "be honoured (use 0 and None, or --speculative self)")  # fmt: skip
+    if args.speculative != "source" and args.verifier_path is not None:
         raise ValueError("--verifier_path is for --speculative source; self verifies with the "
                          "model's own weights")  # fmt: skip
 
@@ -71,12 +77,18 @@ def summary(stats: SpeculativeStats) -> str:
 
 def completer(args, path: str | None, model, tokenizer, sampler):
     """(``complete(rows) -> texts``, its running statistics): the verifier loaded once."""
-    verifier = load_verifier(args, path, model, tokenizer)
-    stats = SpeculativeStats()
-    draft, eos = drafter(args, sampler, stats), tokenizer.eos_token_id
+    stats, eos = SpeculativeStats(), tokenizer.eos_token_id
+    if args.speculative == "one-pass":
+        n, k, mask_id = args.max_new_tokens, args.draft_length, sampler.mask_id
+        generate_rows = lambda rows: [one_pass_self_decode(model, r, n, k, mask_id,  # noqa: E731
+                                      eos_token_id=eos, stats=stats) for r in rows]  # fmt: skip
+    else:
+        verifier = load_verifier(args, path, model, tokenizer)
+        draft = drafter(args, sampler, stats)
+        generate_rows = lambda rows: generate(args, verifier, draft, rows, eos, stats)  # noqa: E731
 
     def complete(rows: list[list[int]]) -> list[str]:
-        gens = generate(args, verifier, draft, rows, eos, stats)
+        gens = generate_rows(rows)
         return [tokenizer.decode([t for t in g if t != eos], skip_special_tokens=True)
                 for g in gens]  # fmt: skip
 

@@ -16,12 +16,14 @@ __all__ = ["MANIFEST", "manifest_source", "check_vocab", "verifier_path", "load_
 
 
 def verifier_path(args) -> str | None:
-    """The verifier to load (``source``), found before any weights load; None for ``self``."""
-    if args.speculative == "self":
+    """The verifier to load (``source``), found before any weights load; None for ``self`` and
+    ``one-pass`` (the drafter's own weights)."""
+    if args.speculative in ("self", "one-pass"):
         _, config = load_config(args.model_name_or_path, args.trust_remote_code)
         if sliding_window(config) is not None:
-            raise ValueError(f"--speculative self: model_type={config.model_type!r} has no causal "
-                             "path (a sliding window); use --speculative source")  # fmt: skip
+            raise ValueError(f"--speculative {args.speculative}: model_type="
+                             f"{config.model_type!r} has no causal path (a sliding window); use "
+                             "--speculative source")  # fmt: skip
         return None
     path = args.verifier_path or manifest_source(args.model_name_or_path, args.trust_remote_code)
     if path is None:
