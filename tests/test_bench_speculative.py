@@ -1,0 +1,47 @@
+"""bench/bench_speculative.py end to end at minimal sizes on a fresh conversion of the smoke
+source: every mode's row, each greedy row the verifier's greedy output on every prompt."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from a2dkit import tutorial
+from a2dkit.convert import to_diffusion
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_speculative.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_speculative", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_mode_and_greedy_rows_are_lossless(bench, tmp_path):
+    source, tok, _ = tutorial.load_source_model(tutorial.get_scale("smoke"))
+    a2d, a2d_tok = to_diffusion(copy.deepcopy(source), copy.deepcopy(tok))[:2]
+    a2d.save_pretrained(tmp_path / "a2d")
+    a2d_tok.save_pretrained(tmp_path / "a2d")
+    out = tmp_path / "rows.json"
+    rows = bench.main(["--scale", "smoke", "--model", f"{tmp_path / 'a2d'}:fresh",
+                       "--num_prompts", "2", "--max_new_tokens", "8", "--draft_length", "4",
+                       "--json", str(out)])  # fmt: skip
+    assert json.loads(out.read_text())["rows"] == json.loads(json.dumps(rows))
+    modes = [r["mode"] for r in rows]
+    assert modes == ["ar generate", "as AR", *bench.MODES]
+    for r in rows[2:]:
+        assert r["tokens"] > 0 and r["forwards_per_token"] > 0 and r["x_ar"] > 0
+        assert r["identical"] == (None if r["mode"].endswith(" T") else 2), r
+    assert {r["mode"]: r["drafter_forwards"] for r in rows[2:]}["one-pass"] == 0
+
+
+def test_an_unknown_mode_is_refused(bench):
+    with pytest.raises(SystemExit):
+        bench.parse(["--modes", "source,oracle"])
