@@ -460,9 +460,42 @@ for name, options in runs.items():
 # on about one drafted token per three verifier forwards, so drafting costs far more than it
 # saves. The speed has to come from a drafter trained to agree with its source (chapter 11's
 # recipes), one sure of more tokens per pass (the threshold row), or one forward that
-# verifies block $j$ and drafts block $j + 1$ (the model as its own verifier,
-# `--speculative self`). The same decoding runs from the command line (`sample --speculative
-# source --draft_length 8`) and in lm-eval (`--model_args ...,speculative=source`).
+# verifies block $j$ and drafts block $j + 1$.
+#
+# That last one needs no second model. The BD3LM model is its own verifier in causal mode
+# (`causal_mode`: its source's AR attention, which a checkpoint trained with chapter 11's
+# joint AR loss keeps), and one forward can read [pending token, draft, $k + 1$ masks]: the
+# draft's rows attend causally, so they verify it exactly as the AR mode would; the masks
+# attend to everything before them and to each other, a block after a clean prefix, so they
+# draft the next block (`a2dkit.samplers.one_pass`, I-DLM's and Nemotron-Labs-Diffusion's
+# scheme). Only the verified columns stay in the cache. The next draft is usable only when
+# the whole current one was accepted (the masks were conditioned on it), so every forward
+# commits at least one token and no forward is the drafter's alone. Its output is the
+# model's own AR-mode greedy decoding, checked here in float64.
+
+# %%
+from a2dkit.models import causal_mode
+from a2dkit.samplers.one_pass import one_pass_self_decode
+
+model64 = copy.deepcopy(model).double()
+one_pass = SpeculativeStats()
+for p in spec_prompts:
+    got = one_pass_self_decode(model64, p, config.max_new_tokens, draft_length,
+                               tokenizer.mask_token_id, eos_token_id=eos, stats=one_pass)
+    with causal_mode(model64):  # the model's own AR mode, one forward per token
+        want = model64.generate(torch.tensor([p]), max_new_tokens=config.max_new_tokens,
+                                do_sample=False, eos_token_id=eos, pad_token_id=eos)
+    assert got == want[0, len(p) :].tolist(), "one-pass must be the model's own AR output"
+print(f"one-pass, drafts of {draft_length}: identical to the model's AR-mode generate on all "
+      f"{len(spec_prompts)} prompts; {one_pass.accepted_per_verifier_forward:.2f} drafted "
+      f"tokens accepted per forward, {one_pass.forwards_per_token:.2f} forwards per token "
+      f"(drafter {one_pass.drafter_forwards})")  # fmt: skip
+
+# %% [markdown]
+# The same decoding runs from the command line (`sample --speculative source|self|one-pass
+# --draft_length 8`; several prompts are verified as one padded batch) and in lm-eval
+# (`--model_args ...,speculative=source`); `bench/bench_speculative.py` measures every mode
+# of chapter 11's drafters, greedy and sampled.
 #
 # The viewer replays the first prompt forward by forward: the drafter's block, the accepted
 # prefix (green), the rejected rest (red, struck through) and the verifier's own token
