@@ -17,7 +17,7 @@ from a2dkit.samplers import SamplerConfig
 
 __all__ = ["A2DEvalConfig", "SPECULATIVE_MODES"]
 
-SPECULATIVE_MODES = ("source", "self")
+SPECULATIVE_MODES = ("source", "self", "one-pass")
 
 
 @dataclass
@@ -32,6 +32,7 @@ class A2DEvalConfig:
     ``speculative``: ``source`` (the AR model at ``verifier_path``, default the one the checkpoint's
     manifest records) or ``self`` (the model's own causal mode) verifies drafts of ``draft_length``
     tokens; ``generate_until`` is then the verifier's greedy output (arXiv 2211.17192), greedy only.
+    ``one-pass``: ``self`` with the draft verified and the next one drafted in the same forward.
     """
 
     pretrained: Any = None  # path / Hub id, or an already loaded A2D model
@@ -56,7 +57,7 @@ class A2DEvalConfig:
     trust_remote_code: bool = False  # run the model's own code / unpickle only when asked for
     allow_pickle_weights: bool = False
     device: str | None = None  # default: the accelerate device, else cuda if available
-    speculative: str | None = None  # source | self: generate_until is the AR verifier's greedy
+    speculative: str | None = None  # source|self|one-pass: generate_until: the verifier's greedy
     draft_length: int = 8  # tokens per draft (speculative)
     verifier_path: str | None = None  # default (source): the manifest's source model
 
@@ -111,7 +112,7 @@ class A2DEvalConfig:
                                  f"{name}={value} is not valid; use {name}={valid}")  # fmt: skip
         if self.remasking == "random":
             raise ValueError("speculative cannot honour remasking='random'; use low_confidence")
-        if self.speculative == "self" and self.verifier_path is not None:
+        if self.speculative != "source" and self.verifier_path is not None:
             raise ValueError(f"verifier_path={self.verifier_path!r} is for speculative=source; "
                              "self verifies with the model's own weights")  # fmt: skip
 

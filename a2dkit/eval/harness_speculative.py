@@ -18,6 +18,7 @@ from pathlib import Path
 from a2dkit.eval.harness_config import A2DEvalConfig
 from a2dkit.models.loading import load_config
 from a2dkit.samplers.drafters import sampler_drafter
+from a2dkit.samplers.one_pass import one_pass_self_decode
 from a2dkit.samplers.speculative import (
     CausalVerifier,
     SpeculativeStats,
@@ -53,11 +54,16 @@ def verifier_path(config: A2DEvalConfig) -> str | None:
 
 
 class SpeculativeGeneration:
-    """Greedy speculative decoding of the harness's prompts, one row at a time, with running
-    statistics (``stats``, a ``SpeculativeStats``)."""
+    """Greedy speculative decoding of the harness's prompts (one padded batch; ``one-pass``: one
+    row at a time), with running statistics (``stats``, a ``SpeculativeStats``)."""
 
     def __init__(self, config: A2DEvalConfig, path: str | None, model, tokenizer, sampler):
         self.config, self.tokenizer, self.stats = config, tokenizer, SpeculativeStats()
+        self.model, self.mask_id = model, sampler.mask_id
+        if config.speculative == "one-pass":
+            CausalVerifier(model)  # refuses a model without a causal path
+            self.verifier = self.draft = None
+            return
         if path is None:
             self.verifier = CausalVerifier(model)  # refuses a model without a causal path
         else:
@@ -75,10 +81,15 @@ class SpeculativeGeneration:
         """The verifier's greedy continuation of every prompt (up to its EOS, included)."""
         eos = self.tokenizer.eos_token_id
         start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else eos
-        rows = speculative_decode_batch(self.verifier, self.draft,
-                                        [list(ids) or [start] for ids in prompts],
-                                        max_new_tokens, self.config.draft_length,
-                                        eos_token_id=eos, stats=self.stats)  # fmt: skip
+        prompts, k = [list(ids) or [start] for ids in prompts], self.config.draft_length
+        if self.config.speculative == "one-pass":
+            rows = [one_pass_self_decode(self.model, ids, max_new_tokens, k, self.mask_id,
+                                         eos_token_id=eos, stats=self.stats,
+                                         right_shift_logits=self.config.right_shift_logits)
+                    for ids in prompts]  # fmt: skip
+        else:
+            rows = speculative_decode_batch(self.verifier, self.draft, prompts, max_new_tokens, k,
+                                            eos_token_id=eos, stats=self.stats)  # fmt: skip
         logger.info(
             "speculative: %.2f accepted per verifier forward, %.2f forwards per token",
             self.stats.accepted_per_verifier_forward,

@@ -70,8 +70,9 @@ def test_source_generate_until_is_the_verifiers_greedy_output(dirs, algo):
     assert sum(stats.accepted.values()) == stats.verifier_forwards - 2 * len(PROMPTS)
 
 
-def test_self_generate_until_is_the_models_own_causal_greedy_output(dirs):
-    args = f"pretrained={dirs['bare']},{ARGS},speculative=self,draft_length=4,block_size=4"
+@pytest.mark.parametrize("mode", ["self", "one-pass"])
+def test_self_generate_until_is_the_models_own_causal_greedy_output(dirs, mode):
+    args = f"pretrained={dirs['bare']},{ARGS},speculative={mode},draft_length=4,block_size=4"
     lm = lem.BD3LMEvalHarness.create_from_arg_string(args)
     with causal_mode(lm.model):
         want = _greedy(lm, lm.model)
@@ -97,6 +98,7 @@ BAD = [
     ("speculative=self,remasking=random", r"cannot honour remasking='random'"),
     ("verifier_path=x", r"verifier_path='x' needs speculative=source"),
     ("speculative=self,verifier_path=x", r"verifier_path='x' is for speculative=source"),
+    ("speculative=one-pass,temperature=0.5", r"is greedy and unguided: temperature=0.5"),
 ]
 
 
