@@ -132,9 +132,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if any(m.startswith(("self", "one-pass")) for m in modes):
             with causal_mode(model):
                 self_gens, self_tps = greedy_reference(model, inputs, n, eos)
-            rows.append(
-                dict(drafter=name, mode="as AR", tok_per_s=self_tps, x_ar=self_tps / ar_tps)
-            )
+            rows.append(dict(drafter=name, mode="as AR", tok_per_s=self_tps,
+                             x_ar=self_tps / ar_tps))  # fmt: skip
+            print(f"{name:<16} {'as AR':<12} {'':>8} {'':>8} {1.0:>8.2f} {self_tps:>7.1f} "
+                  f"{self_tps / ar_tps:>6.2f}", flush=True)  # fmt: skip
         for mode in modes:
             gens, stats = run_mode(mode, source, model, mtok, inputs, args, n)
             reference = ar_gens if mode.startswith("source") else self_gens
