@@ -206,3 +206,11 @@ def test_the_ragged_cache_hides_padding_and_rejected_drafts(pair):
             want = source(torch.tensor([[*kept, 7, 3]])).logits[0, -2:]
             torch.testing.assert_close(got[b], want, rtol=0, atol=1e-10)
             assert (leaky[b] - want).abs().max() > 1e-4
+
+
+def test_a_batch_with_an_empty_prompt_is_refused(pair):
+    source = pair[0]
+    with pytest.raises(ValueError, match="every prompt must hold at least one token"):
+        speculative_decode_batch(source, lambda p, k: [1] * k, [[5], []], 4, 2)
+    with pytest.raises(ValueError, match="every prompt must hold at least one token"):
+        speculative_decode_batch(source, lambda p, k: [1] * k, [], 4, 2)
