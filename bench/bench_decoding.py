@@ -102,44 +102,25 @@ def ar_generate(model, tok, prompts: list[list[int]], new: int):
 
 def spec_row(row, models, prompts, args, new: int) -> dict:
     """Speculative greedy decoding, one prompt at a time: BD3LM drafts, the source AR model (or
-    the BD3LM model in causal mode) verifying; tokens are those committed (up to EOS)."""
+    the BD3LM model in causal mode) verifying, or the BD3LM model verifying and drafting in the
+    same forward (one-pass); tokens are those committed (up to EOS)."""
     name, _, mode, thr = row
     model, tok = models["bd3lm"]
+    stats, eos, k = SpeculativeStats(), tok.eos_token_id, args.draft_length
     if mode == "one-pass":
-        return one_pass_row(name, model, tok, prompts, args, new)
-    verifier = models["ar"][0] if mode == "source" else CausalVerifier(model)
-    stats = SpeculativeStats()
-    threshold = args.threshold if thr else None
-    drafter = sampler_drafter(BD3LMSampler(model, tok), stats, threshold=threshold)
+        decode = lambda p: one_pass_self_decode(model, p, new, k, tok.mask_token_id,  # noqa: E731
+                                                eos_token_id=eos, stats=stats)  # fmt: skip
+    else:
+        verifier = models["ar"][0] if mode == "source" else CausalVerifier(model)
+        threshold = args.threshold if thr else None
+        drafter = sampler_drafter(BD3LMSampler(model, tok), stats, threshold=threshold)
+        decode = lambda p: speculative_greedy(verifier, drafter, p, new, k, eos, stats)  # noqa: E731
     cpu, wall = time.process_time(), time.perf_counter()
-    gens = [speculative_greedy(verifier, drafter, p, new, args.draft_length, tok.eos_token_id,
-                               stats) for p in prompts]  # fmt: skip
+    gens = [decode(p) for p in prompts]
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     return dict(name=name, cpu_tps=stats.tokens / cpu, wall_tps=stats.tokens / wall,
                 nfe_per_token=stats.forwards_per_token, gens=gens, stats=stats,
-                eos=tok.eos_token_id, texts=tok.batch_decode(gens))  # fmt: skip
-
-
-def one_pass_row(name: str, model, tok, prompts, args, new: int) -> dict:
-    """The BD3LM model verifying its draft and drafting the next block in the same forward."""
-    stats = SpeculativeStats()
-    cpu, wall = time.process_time(), time.perf_counter()
-    gens = [
-        one_pass_self_decode(
-            model,
-            p,
-            new,
-            args.draft_length,
-            tok.mask_token_id,
-            eos_token_id=tok.eos_token_id,
-            stats=stats,
-        )
-        for p in prompts
-    ]
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return dict(name=name, cpu_tps=stats.tokens / cpu, wall_tps=stats.tokens / wall,
-                nfe_per_token=stats.forwards_per_token, gens=gens, stats=stats,
-                eos=tok.eos_token_id, texts=tok.batch_decode(gens))  # fmt: skip
+                eos=eos, texts=tok.batch_decode(gens))  # fmt: skip
 
 
 def run_row(row, models, prompts, args, new: int, block: int) -> dict:
