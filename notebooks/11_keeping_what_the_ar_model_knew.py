@@ -219,8 +219,10 @@ viz.show_source(recipes.RecipeMixin._complement)
 # CLI, `cfg.retention.steps` steps of `cfg.retention.batch_size` rows of at most
 # `cfg.retention.max_length` tokens, for every row alike; logits are read right-shifted (the
 # converted head is its source's next-token head). This chapter trains the plain recipe and the
-# best combination (joint AR loss + distillation, and the growing block for BD3LM); the bench
-# trains the rest (`bench/bench_retention.py`).
+# best combination; the bench trains the rest (`bench/bench_retention.py`). `best` is what the
+# single rows of the laptop table chose (`book/results.md`): the joint AR loss, complementary
+# masking and layer-wise rates. Distillation and the growing block, alone, did not help there
+# at 60 steps.
 
 # %%
 for name in r.chapter_recipes:
@@ -342,8 +344,9 @@ assert viewer.render(0) != viewer.render(viewer.num_steps - 1)
 #
 # 1. Train `complementary` with `retention.train_recipe(cfg, "bd3lm", "complementary")`: at the
 #    same number of steps it sees every token twice. Is it better per step? Per second?
-# 2. Change `best` to add `--position_mask_strength 1.0` (edit `retention.RECIPES`) and rerun the
-#    table with `bench/bench_retention.py --recipes plain,best`.
+# 2. Change `best` to add `--distill_weight 1.0` (edit `retention.RECIPES`) and rerun the
+#    table with `bench/bench_retention.py --recipes plain,best`. Does the teacher help once the
+#    other recipes are on?
 # 3. Why can the likelihood gap on the source's *own answers* be negative, while the gap on
 #    held-out text is not?
 #

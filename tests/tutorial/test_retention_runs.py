@@ -33,10 +33,14 @@ def test_every_recipe_parses_as_training_flags(scale, tmp_path):
     assert set(cfg.retention.recipes) <= set(retention.RECIPES)
 
 
-def test_best_adds_the_curriculum_for_bd3lm_and_unknown_recipes_are_refused():
+def test_best_combines_single_recipes_and_unknown_recipes_are_refused():
     cfg = get_scale("smoke")
-    assert "--block_size_schedule" in retention.recipe_flags(cfg, "bd3lm", "best")
-    assert "--block_size_schedule" not in retention.recipe_flags(cfg, "mdlm", "best")
+    for algo in ("mdlm", "bd3lm"):
+        best = retention.recipe_flags(cfg, algo, "best")
+        for part in ("joint-ar", "complementary", "layer-lr"):  # each one's flags, all in best
+            single = retention.recipe_flags(cfg, algo, part)[2:]
+            assert single and " ".join(single) in " ".join(best), (algo, part)
+        assert "--distill_weight" not in best and "--block_size_schedule" not in best
     with pytest.raises(ValueError, match="recipe='magic' is not valid"):
         retention.recipe_flags(cfg, "mdlm", "magic")
     with pytest.raises(ValueError, match="'curriculum' is for \\('bd3lm',\\), not 'mdlm'"):
