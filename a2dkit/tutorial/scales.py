@@ -177,8 +177,9 @@ _LAPTOP = _SMOKE.replace(
         num_generations=4,
     ),
     eval=dict(elbo_samples=4),
-    # chapter 11: SmolLM2's own answers to 2,200 everyday prompts (64 tokens, ~35 min on 2 cores,
-    # built once); one budget for every row: 60 steps x batch 4 x length 128 (~5 min each)
+    # chapter 11: SmolLM2's own answers to 2,200 everyday prompts (64 tokens, 17 min on 2 idle
+    # cores, built once); one budget for every row: 60 steps x batch 4 x length 128 (3 min for
+    # MDLM plain, 5 for BD3LM plain, 16 for BD3LM best: its AR and complementary views)
     retention=dict(
         self_chat_train=2200,
         self_chat_test=200,
