@@ -464,13 +464,15 @@ for name, options in runs.items():
 #
 # That last one needs no second model. The BD3LM model is its own verifier in causal mode
 # (`causal_mode`: its source's AR attention, which a checkpoint trained with chapter 11's
-# joint AR loss keeps), and one forward can read [pending token, draft, $k + 1$ masks]: the
-# draft's rows attend causally, so they verify it exactly as the AR mode would; the masks
-# attend to everything before them and to each other, a block after a clean prefix, so they
-# draft the next block (`a2dkit.samplers.one_pass`, I-DLM's and Nemotron-Labs-Diffusion's
-# scheme). Only the verified columns stay in the cache. The next draft is usable only when
-# the whole current one was accepted (the masks were conditioned on it), so every forward
-# commits at least one token and no forward is the drafter's alone. Its output is the
+# joint AR loss keeps), and one forward can read [pending token, draft $d_1..d_k$, then $k + 1$
+# blocks of masks]: the draft's rows attend causally, so they verify it exactly as the AR mode
+# would; mask block $a$ attends to the pending token and $d_1..d_a$ and to itself, a block after
+# a clean prefix, so it drafts what follows if the verifier accepts exactly $a$ tokens (TiDAR's
+# pre-drafts; `a2dkit.samplers.one_pass`, the scheme of TiDAR, I-DLM and Nemotron-Labs-Diffusion).
+# Whatever is accepted, the block drafted on exactly that prefix is the next draft, so every
+# forward verifies a draft and commits at least one token, and no forward is the drafter's
+# alone. Only the verified columns stay in the cache. A forward reads $(k + 1)(k + 2)$ columns:
+# nearly free on a memory-bound GPU, not on a CPU. Its output is the
 # model's own AR-mode greedy decoding, checked here in float64.
 
 # %%

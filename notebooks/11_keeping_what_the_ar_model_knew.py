@@ -207,6 +207,13 @@ print(xt.tolist()[0], "\n", xt_c.tolist()[0])
 # RND1 trains the parts the conversion must change faster than those that store what the AR
 # model knew: `--lr_multipliers "mlp=0.3"` gives every MLP weight 0.3 x the learning rate (one
 # optimizer group per rate, saved with the optimizer, so resume is exact).
+#
+# ### 7. Full-mask rows, for a drafter (`--full_mask_prob`)
+#
+# TiDAR trains its diffusion half with every token of the block masked: exactly what a
+# one-step draft reads (a block of masks after a clean prefix), which chapter 6's one-pass
+# speculative decoder asks of the model. `--full_mask_prob P` sets t = 1 for a share P of the
+# rows, weight 1; the table's `tidar` row is P = 1 with the joint AR loss, TiDAR's recipe.
 
 # %%
 viz.show_source(optim.lr_param_groups)

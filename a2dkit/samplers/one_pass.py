@@ -1,15 +1,16 @@
-"""One-pass self-speculative decoding: one A2D model verifies block j and drafts block j+1 in the
+"""One-pass self-speculative decoding: one A2D model verifies a draft and drafts the next one in the
 same forward, and its output is token for token its own AR-mode greedy decoding.
 
-Each forward reads [pending token, draft (k), masks (k + 1)] after a causal KV cache. The pending
-token and the draft attend causally (exactly the model's AR mode, ``causal_mode``), so they verify
-the draft; the masks attend to everything before them and to each other (a BD3LM block after a
-clean prefix), so they draft the next block. Only the verified columns stay in the cache. The masks
-sit where the verifier's own token and the k tokens after it go: when the whole draft is accepted
-the masks' block is the next draft, conditioned on what was committed; after a rejection it was
-conditioned on rejected tokens and is dropped, and the next forward drafts from masks alone.
-References: I-DLM arXiv 2604.11035 and Nemotron-Labs-Diffusion (one checkpoint drafting and
-verifying in one pass); speculative decoding, Leviathan et al. 2023 (arXiv 2211.17192, §2.3).
+Each forward reads, after a causal KV cache, the pending token and the draft d_1..d_k (causal:
+exactly the model's AR mode, ``causal_mode``, so they verify the draft), then k + 1 blocks of
+masks, block a conditioned on the pending token and d_1..d_a (TiDAR's pre-drafts, one for every
+length the verifier may accept). Each block attends to its own prefix and to itself (a BD3LM block
+after a clean prefix); its first mask sits where the verifier's own token goes and the rest draft
+the tokens after it. Whatever the verifier accepts, the block drafted on exactly that prefix is the
+next draft, so every forward verifies one. Only the verified columns stay in the cache.
+References: TiDAR arXiv 2511.08923 (§3, pre-drafting for every acceptance outcome); I-DLM arXiv
+2604.11035 and Nemotron-Labs-Diffusion (one checkpoint drafting and verifying in one pass);
+speculative decoding, Leviathan et al. 2023 (arXiv 2211.17192, §2.3).
 """
 
 from __future__ import annotations
@@ -25,17 +26,30 @@ from a2dkit.samplers.acceptance import greedy_accept
 from a2dkit.samplers.kv_cache import truncate
 from a2dkit.samplers.speculative import SpeculativeStats, VerifierStep
 
-__all__ = ["one_pass_mask", "one_pass_self_decode"]
+__all__ = ["one_pass_layout", "one_pass_mask", "one_pass_self_decode"]
 
 
-def one_pass_mask(past: int, verify: int, masks: int) -> torch.Tensor:
-    """(1, 1, Q, past + Q) bool, Q = verify + masks: the first ``verify`` queries see the cache and
-    the queries up to their own (causal); the masks see every key (block-bidirectional)."""
-    q = verify + masks
+def one_pass_layout(past: int, verify: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The attention mask (1, 1, Q, past + Q) bool and position ids (1, Q) of one forward, Q =
+    verify + verify · width: ``verify`` causal columns, then one block of ``width`` masks after
+    each of them (width 0: no blocks)."""
+    blocks = verify if width else 0
+    q = verify + blocks * width
     keys = torch.arange(past + q)[None]  # (1, K)
-    rows = past + torch.arange(q)[:, None]  # (Q, 1)
-    causal = keys <= rows
-    return (causal | (torch.arange(q)[:, None] >= verify))[None, None]
+    col = torch.arange(q)[:, None]  # (Q, 1)
+    block = (col - verify).div(max(width, 1), rounding_mode="floor")  # (Q, 1) block a of a mask
+    # the last verifying column a query sees: its own (causal), or its block's prefix d_a
+    seen = torch.where(col < verify, col, block)
+    start = verify + block * width  # first column of the query's own block
+    own = (col >= verify) & (keys >= past + start) & (keys < past + start + width)
+    mask = (keys <= past + seen) | own  # TiDAR §3: causal prefix, bidirectional in the block
+    offset = torch.where(col < verify, col, block + 1 + (col - start))  # block a sits after d_a
+    return mask[None, None], (past + offset).T
+
+
+def one_pass_mask(past: int, verify: int, width: int) -> torch.Tensor:
+    """(1, 1, Q, past + Q) bool: ``one_pass_layout``'s mask."""
+    return one_pass_layout(past, verify, width)[0]
 
 
 @torch.no_grad()
@@ -54,6 +68,9 @@ def one_pass_self_decode(
     """The A2D ``model``'s own AR-mode greedy continuation of ``prompt`` (``max_new_tokens`` or up
     to EOS), drafted and verified by the same forwards (greedy; drafts of ``draft_length``).
 
+    A forward over a draft of k reads (k + 1)(k + 2) columns: keep k small where compute is the
+    bottleneck (CPUs); on a memory-bound GPU the extra columns are nearly free (TiDAR §3).
+
     Args:
         model: an A2D model with a causal path (``causal_mode`` refuses sliding windows).
         right_shift_logits: read token i from the logits at i - 1 (None: as the checkpoint was
@@ -68,7 +85,7 @@ def one_pass_self_decode(
                          f"> 0 and the prompt non-empty (got {len(prompt)} ids)")  # fmt: skip
     with causal_mode(model):  # refuses a model without a causal path, by name
         pass
-    shift = trained_shift(model) if right_shift_logits is None else right_shift_logits
+    shift = int(trained_shift(model) if right_shift_logits is None else right_shift_logits)
     stats = stats if stats is not None else SpeculativeStats()
     clock, cache, device = time.perf_counter(), DynamicCache(), model.device
     if len(prompt) > 1:
@@ -78,19 +95,18 @@ def one_pass_self_decode(
         stats.verifier_forwards += 1
     out, pending, draft = [], prompt[-1], []
     while len(out) < max_new_tokens:
-        room = max_new_tokens - len(out) - 1  # tokens after the verifier's own
-        draft = draft[:room]
-        nxt = min(draft_length, max(room - len(draft) - 1, 0))  # after this draft and the token
+        draft = draft[: max_new_tokens - len(out) - 1]  # tokens after the verifier's own
+        nxt = min(draft_length, max(max_new_tokens - len(out) - 2, 0))  # the next draft's length
         past, verify = cache.get_seq_length(), 1 + len(draft)
-        masks = nxt + 1 if nxt > 0 else 0  # the verifier's token's column, then the next draft
-        ids = torch.tensor([[pending, *draft] + [mask_token_id] * masks], device=device)
-        positions = torch.arange(past, past + verify + masks, device=device)[None]
+        width = nxt + 1 if nxt else 0  # the verifier's token's column, then the next draft
+        mask, positions = one_pass_layout(past, verify, width)
+        ids = [pending, *draft] + [mask_token_id] * (verify * width)
         logits = model(
-            input_ids=ids,
-            position_ids=positions,
+            input_ids=torch.tensor([ids], device=device),
+            position_ids=positions.to(device),
             past_key_values=cache,
             use_cache=True,
-            attention_mask=one_pass_mask(past, verify, masks).to(device),
+            attention_mask=mask.to(device),
         ).logits[0]
         stats.verifier_forwards += 1
         n, token = greedy_accept(draft, logits[:verify])
@@ -105,12 +121,11 @@ def one_pass_self_decode(
         stats.tokens += len(new)
         if eos_token_id is not None and out[-1] == eos_token_id:
             break
-        pending = token
-        # the masks' block drafted the k tokens after the verifier's token, valid only if it was
-        # conditioned on what is now committed; token i is read at row i (or i - 1, shifted)
-        draft = []
-        if n == verify - 1 and masks:
-            rows = torch.arange(verify + 1, verify + masks, device=device) - int(shift)
+        pending, draft = token, []
+        if width:  # block n was drafted on exactly the committed prefix; its column j holds
+            # token j after d_n (j = 0: the verifier's own), read at row j (j - 1 when shifted)
+            start = verify + n * width
+            rows = torch.arange(start + 1, start + width, device=device) - shift
             draft = logits[rows].argmax(-1).tolist()
     stats.seconds += time.perf_counter() - clock
     return out[:max_new_tokens]

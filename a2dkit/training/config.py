@@ -133,6 +133,11 @@ class MDLMConfig(TrainingArguments):
     complementary_masking: bool = field(
         default=False, metadata={"help": "also train each row under the complement of its mask"}
     )
+    # TiDAR arXiv 2511.08923 §3: a fully masked block is exactly what one-step drafting reads
+    full_mask_prob: float = field(
+        default=0.0,
+        metadata={"help": "TiDAR: train a row fully masked (t = 1) with this probability (0: off)"},
+    )
     lr_multipliers: str | None = field(
         default=None,
         metadata={"help": "RND1 layer-wise rates: 'NAME_PATTERN=MULT,...', e.g. 'mlp=0.1'"},
@@ -181,6 +186,9 @@ class MDLMConfig(TrainingArguments):
                 f"attention_anneal_steps={steps} is longer than training "
                 f"(max_steps={self.max_steps}); anneal over at most max_steps"
             )
+        if not 0 <= self.full_mask_prob <= 1:  # nan too
+            raise ValueError(f"full_mask_prob={self.full_mask_prob} must lie in [0, 1] (0: off; "
+                             "TiDAR's recipe: 1)")  # fmt: skip
         if self.lr_multipliers is not None:
             parse_lr_multipliers(self.lr_multipliers)
 
@@ -192,6 +200,7 @@ class MDLMConfig(TrainingArguments):
             "distill_weight": float(self.distill_weight),
             "position_mask_strength": float(self.position_mask_strength),
             "complementary_masking": bool(self.complementary_masking),
+            "full_mask_prob": float(self.full_mask_prob),
             "lr_multipliers": self.lr_multipliers,
         }
 

@@ -3,11 +3,12 @@
 Every method is called only when its flag is on, so with all flags off a step is bit-identical to
 the plain MDLM / BD3LM recipe (no extra random draws, no extra forwards). Flags: see
 ``MDLMConfig`` (``ar_loss_weight``, ``attention_anneal_steps``, ``distill_weight``,
-``position_mask_strength``, ``complementary_masking``, ``lr_multipliers``) and ``BD3LMConfig``
-(``block_size_schedule``).
+``position_mask_strength``, ``complementary_masking``, ``full_mask_prob``, ``lr_multipliers``)
+and ``BD3LMConfig`` (``block_size_schedule``).
 References: DiffuLLaMA arXiv 2410.17891 (§3.2, annealing); Efficient-DLM arXiv 2512.14067
 (position-dependent masking); LLaDA2.0 arXiv 2512.15745 and Fast-dLLM v2 arXiv 2509.26328
-(complementary masking); OPDLM arXiv 2606.06712 (AR-teacher distillation); RND1 (layer-wise rates).
+(complementary masking); TiDAR arXiv 2511.08923 (full-mask rows); OPDLM arXiv 2606.06712
+(AR-teacher distillation); RND1 (layer-wise rates).
 """
 
 from __future__ import annotations
@@ -39,8 +40,13 @@ class RecipeMixin:
         """(B,) w(t), or (B, L) per-token weights -α_i'/(1 - α_i) of position-dependent masking."""
         kind = self.args.loss_weight_type
         if not self.args.position_mask_strength or kind == "uniform":
-            return losses.loss_weights(t, self.schedule, kind)  # the shape of t
-        return masking.positional_weight(self.schedule, t, self._position_exponents(maskable))
+            weight = losses.loss_weights(t, self.schedule, kind)  # the shape of t
+        else:
+            weight = masking.positional_weight(self.schedule, t, self._position_exponents(maskable))
+        if self.args.full_mask_prob:  # only full-mask rows have t = 1 (sample_t draws t < 1)
+            full = (t == 1) if weight.dim() == t.dim() else (t == 1)[:, None]
+            weight = torch.where(full, torch.ones_like(weight), weight)
+        return weight
 
     def _complement(self, x0, t, masked, maskable) -> tuple[torch.Tensor, ...]:
         """The complementary view: x_t, masked tokens and loss weights of ``maskable & ~masked``.
@@ -59,6 +65,14 @@ class RecipeMixin:
         else:
             t_c = masking.complement_time(self.schedule.p_mask, t, eps=eps)  # (B,)
         return xt_c, masked_c, self._loss_weight(t_c, maskable)
+
+    def _full_mask_time(self, t: torch.Tensor) -> torch.Tensor:
+        """t = 1 (every maskable token masked) for a share ``full_mask_prob`` of the rows, one draw
+        per row (TiDAR §3: the condition a one-step draft is read under). Their tokens weigh 1,
+        TiDAR's plain cross-entropy (the linear schedule's w(1); position-dependent weights
+        diverge at t = 1)."""
+        full = torch.rand(t.shape, device=t.device) < self.args.full_mask_prob
+        return torch.where(full, torch.ones_like(t), t)
 
     def _anneal_ratio(self) -> float:
         """DiffuLLaMA's share of future keys at this step (1: plain bidirectional attention)."""

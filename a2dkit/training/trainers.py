@@ -101,6 +101,8 @@ class MDLMTrainer(RecipeMixin, ResumableTrainerMixin, Trainer):
         """
         eps, antithetic = self.args.time_epsilon, self.args.antithetic_t
         t = masking.sample_t(len(x0), eps=eps, antithetic=antithetic, device=x0.device)  # (B,)
+        if self.args.full_mask_prob:
+            t = self._full_mask_time(t)  # TiDAR: some rows at t = 1, fully masked
         p_mask = self._p_mask(t, maskable)  # (B,), or (B, L) with position-dependent masking
         xt, masked = masking.mask_tokens(x0, p_mask, maskable, self.mask_token_id)
         return t, xt, masked

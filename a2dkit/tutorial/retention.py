@@ -43,6 +43,9 @@ RECIPES: dict[str, Recipe] = {
     "complementary": Recipe(("--complementary_masking", "True"),
                             "LLaDA2.0 2512.15745; Fast-dLLM v2 2509.26328"),  # fmt: skip
     "layer-lr": Recipe(("--lr_multipliers", "mlp=0.3,embed_tokens=0.3"), "RND1 (2025)"),
+    # the one-pass drafter: joint AR loss and every block trained fully masked (one-step drafts)
+    "tidar": Recipe(("--ar_loss_weight", "1.0", "--full_mask_prob", "1.0"),
+                    "TiDAR arXiv 2511.08923 (AR + full-mask blocks)", ("bd3lm",)),
 }  # fmt: skip
 # best: the recipes that helped alone at laptop (book/results.md, BD3LM rows): the joint AR loss
 # (chrF; an AR mode for the self speculative verifier), complementary masking (answer gap),

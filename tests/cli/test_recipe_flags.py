@@ -29,6 +29,7 @@ MISSING = "/no/such/a2d-model"
         ("mdlm", ["--attention_anneal_steps", "50", "--max_steps", "20"], r"longer than training"),
         ("mdlm", ["--distill_weight", "-1"], r"distill_weight=-1.0 must be a finite number >= 0"),
         ("mdlm", ["--position_mask_strength", "nan"], r"position_mask_strength=nan must be"),
+        ("bd3lm", ["--full_mask_prob", "1.5"], r"full_mask_prob=1.5 must lie in \[0, 1\]"),
         ("mdlm", ["--lr_multipliers", "mlp"], r"'mlp' is not 'NAME_PATTERN=MULTIPLIER'"),
         ("mdlm", ["--lr_multipliers", "mlp=-1"], r"'mlp=-1' is not 'NAME_PATTERN=MULTIPLIER'"),
     ],
@@ -100,7 +101,7 @@ def test_every_recipe_trains_through_the_cli_with_the_manifests_source(models, t
              "--disable_tqdm", "True", "--eval_strategy", "no", "--save_strategy", "no",
              "--ar_loss_weight", "0.3", "--distill_weight", "0.5", "--attention_anneal_steps",
              "2", "--position_mask_strength", "0.5", "--complementary_masking", "True",
-             "--lr_multipliers", "mlp=0.5"]  # fmt: skip
+             "--lr_multipliers", "mlp=0.5", "--full_mask_prob", "0.5"]  # fmt: skip
     if algo == "bd3lm":
         flags += ["--block_size", "8", "--block_size_schedule", "grow"]
     for model in (models["ar"], str(tmp_path / "a2d")):
@@ -109,5 +110,6 @@ def test_every_recipe_trains_through_the_cli_with_the_manifests_source(models, t
         assert train.main(algo, "sft", argv) == 0
         saved = json.loads((out / "checkpoint-final" / "config.json").read_text())
         assert saved["a2d_recipe"]["distill_weight"] == 0.5
+        assert saved["a2d_recipe"]["full_mask_prob"] == 0.5
         if algo == "bd3lm":
             assert saved["a2d_recipe"]["block_size_schedule"][0] == [1, 1]

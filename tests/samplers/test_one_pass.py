@@ -1,6 +1,8 @@
 """One-pass self-speculative decoding: the same forward verifies a draft causally and drafts the
-next block under masks, and the output is the model's own AR-mode greedy decoding (float64, tiny
-models); a mask that let the verifying rows see the masks is caught."""
+next one under masks after every prefix the verifier may accept (TiDAR's pre-drafts), and the
+output is the model's own AR-mode greedy decoding (float64, tiny models); each next draft is the
+one a fresh forward drafts on exactly the committed prefix; a mask that let the verifying rows see
+the masks is caught."""
 
 import copy
 
@@ -11,7 +13,7 @@ from conftest import make_tiny_ar
 from a2dkit import convert
 from a2dkit.models import causal_mode
 from a2dkit.samplers import one_pass
-from a2dkit.samplers.one_pass import one_pass_mask, one_pass_self_decode
+from a2dkit.samplers.one_pass import one_pass_layout, one_pass_mask, one_pass_self_decode
 from a2dkit.samplers.speculative import SpeculativeStats
 
 PROMPTS = [[5, 17, 42], [8, 99, 23, 61, 7, 30], [11]]
@@ -38,11 +40,15 @@ def _ar_greedy(model, prompt, n, eos=None):
     return out[0, len(prompt) :].tolist()
 
 
-def test_the_mask_is_causal_for_the_verifying_rows_and_open_for_the_masks():
-    m = one_pass_mask(past=2, verify=3, masks=2)[0, 0]  # (5, 7)
-    assert m[0].tolist() == [True] * 3 + [False] * 4  # the pending token: cache + itself
-    assert m[2].tolist() == [True] * 5 + [False] * 2  # the last drafted token: no mask
-    assert m[3].all() and m[4].all()  # masks: every key, each other included
+def test_the_mask_is_causal_for_the_verifying_rows_and_one_block_per_prefix():
+    mask, positions = one_pass_layout(past=2, verify=2, width=2)  # Q = 2 + 2 * 2, K = 8
+    m = mask[0, 0].int().tolist()
+    assert m[0] == [1, 1, 1, 0, 0, 0, 0, 0]  # the pending token: cache + itself
+    assert m[1] == [1, 1, 1, 1, 0, 0, 0, 0]  # d_1: causal, no mask
+    assert m[2] == m[3] == [1, 1, 1, 0, 1, 1, 0, 0]  # block 0: cache, pending token, itself
+    assert m[4] == m[5] == [1, 1, 1, 1, 0, 0, 1, 1]  # block 1: cache, pending token, d_1, itself
+    assert positions.tolist() == [[2, 3, 3, 4, 4, 5]]  # block a sits right after d_a
+    assert one_pass_mask(2, 3, 0).shape == (1, 1, 3, 5)  # no next draft: the causal rows alone
 
 
 @pytest.mark.parametrize("shift", [False, True])
@@ -59,17 +65,46 @@ def test_the_output_is_the_models_own_ar_greedy_decoding(models, shift, which):
     assert stats.verifier_forwards - 2 <= 36  # every forward commits at least one token
 
 
-def test_a_draft_follows_only_a_fully_accepted_one(models):
-    """The trace adds up to the output; a forward carries a draft only when the forward before
-    it accepted all of its own (its masks were conditioned on what was committed)."""
+def _fresh_draft(model, committed: list[int], width: int, mask_id: int, shift: bool):
+    """The draft after ``committed``, from one forward without a cache: ``committed`` causal, then
+    ``width`` masks seeing all of it and each other (the first mask: the verifier's token)."""
+    c = len(committed)
+    keys = torch.arange(c + width)
+    mask = (keys[None] <= keys[:, None]) | (keys[:, None] >= c)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([committed + [mask_id] * width]),
+                       attention_mask=mask[None, None]).logits[0]  # fmt: skip
+    rows = torch.arange(c + 1, c + width) - int(shift)
+    return logits[rows].argmax(-1).tolist()
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_every_draft_is_the_one_drafted_on_the_committed_prefix(models, shift, monkeypatch):
+    """Every forward after the first carries a draft, and it is the draft a fresh forward makes
+    after exactly what was committed before the verifier's token, for every accepted length (the
+    tiny model's drafts are rarely accepted, so the test makes the verifier accept 0, 1, 2, ...
+    of each draft in turn; the output is then no longer lossless, only the drafts are checked)."""
     _, own, mask_id = models
-    trace, stats = [], SpeculativeStats()
-    got = one_pass_self_decode(own, PROMPTS[1], 16, 3, mask_id, stats=stats, trace=trace)
+    calls = []
+
+    def cycling(draft, logits):  # accept len(calls) mod (k + 1) tokens, then the model's own
+        n = len(calls) % (len(draft) + 1)
+        calls.append(n)
+        return n, int(logits[n].argmax())
+
+    monkeypatch.setattr(one_pass, "greedy_accept", cycling)
+    prompt, trace, stats = PROMPTS[1], [], SpeculativeStats()
+    got = one_pass_self_decode(own, prompt, 16, 3, mask_id, stats=stats, trace=trace,
+                               right_shift_logits=shift)  # fmt: skip
     assert [t for step in trace for t in step.committed] == got
     assert len(trace) == stats.verifier_forwards - 1  # the prefill verifies nothing
     for before, step in zip(trace, trace[1:], strict=False):
-        assert not step.draft or before.accepted == len(before.draft)
-    assert any(step.draft for step in trace)  # control: drafts were made
+        committed = prompt + got[: before.start] + before.draft[: before.accepted]
+        width = min(3, 16 - before.start - 2) + 1  # the block as drafted, cut to the room left
+        fresh = _fresh_draft(own, committed, width, mask_id, shift)
+        assert step.draft == fresh[: len(step.draft)]
+    assert all(step.draft for step in trace[1:-2])  # control: a draft every time there was room
+    assert {step.accepted for step in trace if len(step.draft) == 3} == {0, 1, 2, 3}
 
 
 def test_eos_stops_the_run(models):
@@ -82,10 +117,13 @@ def test_eos_stops_the_run(models):
 
 def test_verifying_rows_that_see_the_masks_are_caught(models, monkeypatch):
     _, own, mask_id = models
-    def full(past, verify, masks):  # every row sees every key, the masks included
-        return torch.ones(1, 1, verify + masks, past + verify + masks, dtype=torch.bool)
+    layout = one_pass_layout
 
-    monkeypatch.setattr(one_pass, "one_pass_mask", full)
+    def full(past, verify, width):  # every row sees every key, the masks included
+        mask, positions = layout(past, verify, width)
+        return torch.ones_like(mask), positions
+
+    monkeypatch.setattr(one_pass, "one_pass_layout", full)
     got = [one_pass_self_decode(own, p, 12, 4, mask_id) for p in PROMPTS]
     assert got != [_ar_greedy(own, p, 12) for p in PROMPTS]
 

@@ -103,6 +103,28 @@ def test_complementary_masking_averages_a_view_and_its_complement(pair, tmp_path
     assert got.item() == pytest.approx(((first + second) / 2).item(), rel=1e-9)
 
 
+@pytest.mark.parametrize("prob", [1.0, 0.5])
+def test_full_mask_rows_are_fully_masked_at_weight_w1(pair, tmp_path, prob):
+    """TiDAR's rows: t = 1 for a share ``prob`` of the rows (one draw per row after t), so every
+    maskable token of those rows is masked and weighted w(1) = 1 (linear); the rest are plain."""
+    _, a2d, tok = pair
+    batch = _batch()
+    x0, maskable = batch["input_ids"], batch["labels"] != -100
+    torch.manual_seed(0)
+    t = masking.sample_t(len(x0), eps=EPS)
+    full = torch.rand(len(x0)) < prob
+    t = torch.where(full, 1.0, t)
+    xt, masked = masking.mask_tokens(x0, t, maskable, tok.mask_token_id)
+    assert torch.equal(masked[full], maskable[full]) and full.any()  # whole rows masked
+    if prob < 1:
+        assert not full.all()  # control: some rows were drawn plain
+    want = _nelbo(a2d(xt).logits, x0, masked, maskable, (1 / t)[:, None])
+    got = _loss(_trainer(a2d, tok, _args(tmp_path, full_mask_prob=prob)), batch)
+    assert got.item() == pytest.approx(want.item(), rel=1e-9)
+    plain = _loss(_trainer(a2d, tok, _args(tmp_path / "p")), batch)
+    assert plain.item() != pytest.approx(got.item(), rel=1e-6)  # control: the flag changed it
+
+
 def test_annealing_starts_causal_and_ends_as_plain_mdlm(pair, tmp_path):
     """Ratio 0 at step 0: the fresh conversion attends causally, so its logits are its source's;
     at the end of annealing the step is plain MDLM again, bit for bit."""
@@ -188,7 +210,7 @@ def test_layer_wise_learning_rates_scale_each_group(pair, tmp_path):
 
 
 ALL_ON = dict(ar_loss_weight=0.3, attention_anneal_steps=3, distill_weight=0.5,
-              position_mask_strength=0.5, complementary_masking=True,
+              position_mask_strength=0.5, complementary_masking=True, full_mask_prob=0.5,
               lr_multipliers="mlp=0.5")  # fmt: skip
 
 
