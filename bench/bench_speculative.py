@@ -52,6 +52,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--num_prompts", type=int, default=8)
     p.add_argument("--max_new_tokens", type=int, help="default: cfg.retention.max_new_tokens")
     p.add_argument("--draft_length", type=int, default=8)
+    p.add_argument("--draft_steps", type=int, help="sampler forwards per draft (default: k)")
     p.add_argument("--threshold", type=float, default=0.5, help="the '+thr' rows' drafter")
     p.add_argument("--temperature", type=float, default=0.7, help="the 'T' rows'")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's)")
@@ -100,11 +101,10 @@ def run_mode(mode: str, source, model, tok, inputs, args, n: int) -> tuple[list,
     sampler = BD3LMSampler(model, tok)
     t = args.temperature if mode.endswith(" T") else 0.0
     if t > 0:
-        drafter = proposal_drafter(sampler, t, stats)
+        drafter = proposal_drafter(sampler, t, stats, steps=args.draft_steps)
     else:
-        drafter = sampler_drafter(
-            sampler, stats, threshold=args.threshold if "thr" in mode else None
-        )
+        threshold = args.threshold if "thr" in mode else None
+        drafter = sampler_drafter(sampler, stats, threshold=threshold, steps=args.draft_steps)
     verifier = source if mode.startswith("source") else CausalVerifier(model)
     gens = [speculative_decode(verifier, drafter, ids, n, k, temperature=t, eos_token_id=eos,
                                stats=stats, generator=generator) for ids in inputs]  # fmt: skip

@@ -131,6 +131,20 @@ viz.show_source(losses.next_token_nll)
 # BD3LM with blocks of one token *is* autoregressive (BD3LM §3). A curriculum starts there and
 # grows the block to its target (`grow`: NBDiff, Uno); LLaDA2.0's warmup-stable-decay (`wsd`)
 # grows it to the whole row (MDLM), holds it, then decays to the target.
+#
+# MDLM has no blocks in training, but it samples in them (semi-autoregressive, LLaDA): the
+# blocks before the current one are decoded, the current one is being denoised, the later ones
+# are still all masks. `--semi_ar_block_size B` trains exactly that canvas: per row one answer
+# block noised at t, the earlier clean, the later masked, and only that block scored (times the
+# row's number of blocks: an unbiased estimate of the sum of every block's NELBO).
+# `--semi_ar_block_schedule` takes the same curricula; the table's `semi-ar` row grows B from 1
+# to the decoding block.
+
+# %%
+x0 = torch.arange(10, 22)[None]
+block, blocks = masking.semi_ar_blocks(torch.ones_like(x0, dtype=torch.bool), 4)
+p_semi = masking.semi_ar_p_mask(torch.tensor([0.5]), block, torch.tensor([1]))
+print(p_semi.tolist()[0])  # block 0 clean, block 1 at t = 0.5, block 2 all masks
 
 # %%
 steps = 200

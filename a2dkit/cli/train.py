@@ -24,6 +24,7 @@ from a2dkit.training.setup import (
     load_teacher,
     make_collator,
     plan_output_dir,
+    semi_ar_schedule,
     teacher_source,
 )
 from a2dkit.training.trainers import BD3LMTrainer, MDLMTrainer
@@ -66,7 +67,11 @@ def main(algo: str, kind: str, argv: list[str] | None = None) -> int:
     schedule = block_schedule(data_args, args)
     block = schedule.multiple if schedule else getattr(args, "block_size", None)
     collator = make_collator(kind, tokenizer, block, fill)
-    recipe = dict(teacher=teacher) | (dict(block_schedule=schedule) if algo == "bd3lm" else {})
+    recipe = dict(teacher=teacher) | (
+        dict(block_schedule=schedule)
+        if algo == "bd3lm"
+        else dict(semi_ar_schedule=semi_ar_schedule(data_args, args))
+    )
     preemption = PreemptionCallback()
     trainer = trainer_cls(
         model=model,

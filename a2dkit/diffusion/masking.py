@@ -4,7 +4,8 @@ Only positions with a label (labels != -100) are ever masked; prompts and paddin
 References: MDLM arXiv 2406.07524 (§3, forward masking process); BD3LM arXiv 2503.09573;
 low-discrepancy time sampler from VDM arXiv 2107.00630; position-dependent masking after
 Efficient-DLM (arXiv 2512.14067); complementary masking after LLaDA2.0 (arXiv 2512.15745) and
-Fast-dLLM v2 (arXiv 2509.26328).
+Fast-dLLM v2 (arXiv 2509.26328); semi-autoregressive blocks as LLaDA (arXiv 2502.09992) samples
+them, scored as BD3LM's block NELBO (arXiv 2503.09573, §3).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ __all__ = [
     "positional_weight",
     "complement_mask",
     "complement_time",
+    "semi_ar_blocks",
+    "sample_semi_ar_block",
+    "semi_ar_p_mask",
+    "semi_ar_weight",
 ]
 
 
@@ -181,3 +186,43 @@ def complement_time(p_mask, t: torch.Tensor, *, eps: float = 1e-3, iters: int = 
         below = p_mask(mid) < target
         lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
     return ((lo + hi) / 2).clamp(min=eps).to(t.dtype)
+
+
+def semi_ar_blocks(maskable: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each maskable token's semi-AR block, counted from its row's first maskable token (rank //
+    ``block_size``; -1 where not maskable), and each row's number of blocks (at least 1).
+
+    Returns:
+        block: (B, L) long; blocks: (B,) long.
+    """
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise ValueError(f"block_size={block_size!r} must be a positive int")
+    rank = maskable.long().cumsum(dim=1) - 1  # (B, L) 0-based among maskable tokens
+    block = torch.where(maskable, rank.div(block_size, rounding_mode="floor"), -1)
+    count = maskable.sum(dim=1)  # (B,)
+    return block, (count + block_size - 1).div(block_size, rounding_mode="floor").clamp(min=1)
+
+
+def sample_semi_ar_block(blocks: torch.Tensor) -> torch.Tensor:
+    """One block per row, uniform over its ``blocks`` (B,) (one torch.rand draw of B)."""
+    u = torch.rand(blocks.shape, device=blocks.device)
+    return (u * blocks).floor().long().clamp(max=blocks - 1)  # (B,)
+
+
+def semi_ar_p_mask(p_mask, block: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """(B, L) masking probabilities of semi-AR sampling's canvas: ``p_mask`` inside each row's
+    ``current`` block, 1 after it (still all masks), 0 before it (already decoded)."""
+    p = _broadcast_p_mask(p_mask, block.shape).float().expand(block.shape)
+    cur = current[:, None]  # (B, 1)
+    return torch.where(block == cur, p, (block > cur).float())
+
+
+def semi_ar_weight(
+    weight: torch.Tensor, block: torch.Tensor, current: torch.Tensor, blocks: torch.Tensor
+) -> torch.Tensor:
+    """(B, L) loss weights: ``weight`` x the row's number of blocks inside its ``current`` block,
+    0 elsewhere. A block drawn uniformly per row, scaled so, is an unbiased estimate of the sum of
+    every block's NELBO given the blocks before it (BD3LM §3, Eq. 8)."""
+    w = weight if weight.dim() == 2 else weight[:, None]  # (B, L) or (B, 1)
+    inside = block == current[:, None]  # (B, L)
+    return torch.where(inside, w * blocks[:, None].to(w.dtype), torch.zeros_like(w))

@@ -142,6 +142,16 @@ class MDLMConfig(TrainingArguments):
         default=None,
         metadata={"help": "RND1 layer-wise rates: 'NAME_PATTERN=MULT,...', e.g. 'mlp=0.1'"},
     )
+    # MDLM trained as semi-AR sampling reads it (LLaDA arXiv 2502.09992): one answer block noised
+    semi_ar_block_size: int = field(
+        default=0,
+        metadata={"help": "MDLM: noise one answer block, earlier clean, later masked (0: off)"},
+    )
+    semi_ar_block_schedule: str | None = field(
+        default=None,
+        metadata={"help": "MDLM: a curriculum ending at --semi_ar_block_size, as BD3LM's "
+                  "--block_size_schedule ('SIZE:END_STEP,...,SIZE', 'grow', 'wsd')"},
+    )  # fmt: skip
     learning_rate: float = 1e-4
     logging_steps: float = 10
     overwrite_output_dir: bool = field(
@@ -191,6 +201,15 @@ class MDLMConfig(TrainingArguments):
                              "TiDAR's recipe: 1)")  # fmt: skip
         if self.lr_multipliers is not None:
             parse_lr_multipliers(self.lr_multipliers)
+        size, spec = self.semi_ar_block_size, self.semi_ar_block_schedule
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"semi_ar_block_size={size!r} must be an integer >= 0 (0: off)")
+        if spec and not size:
+            raise ValueError(f"semi_ar_block_schedule={spec!r} needs --semi_ar_block_size > 0 "
+                             "(the block size it ends at)")  # fmt: skip
+        if spec in PRESETS and self.max_steps <= 0:
+            raise ValueError(f"semi_ar_block_schedule={spec!r} is spread over the run's steps: "
+                             "set --max_steps > 0")  # fmt: skip
 
     def recipe(self) -> dict:
         """The AR-preserving recipe flags, as the checkpoint's config records them."""
@@ -202,6 +221,7 @@ class MDLMConfig(TrainingArguments):
             "complementary_masking": bool(self.complementary_masking),
             "full_mask_prob": float(self.full_mask_prob),
             "lr_multipliers": self.lr_multipliers,
+            "semi_ar_block_size": int(self.semi_ar_block_size),
         }
 
 
@@ -217,6 +237,12 @@ class BD3LMConfig(MDLMConfig):
     )  # fmt: skip
 
     def __post_init__(self) -> None:
+        if self.semi_ar_block_size or self.semi_ar_block_schedule:
+            raise ValueError(
+                f"semi_ar_block_size={self.semi_ar_block_size} / semi_ar_block_schedule="
+                f"{self.semi_ar_block_schedule!r} are MDLM's: BD3LM trains in blocks already "
+                "(--block_size, --block_size_schedule)"
+            )
         if isinstance(self.block_size, bool) or not isinstance(self.block_size, int):
             raise TypeError(f"block_size must be an int, got {self.block_size!r}")
         if self.block_size <= 0:

@@ -3,12 +3,12 @@
 Every method is called only when its flag is on, so with all flags off a step is bit-identical to
 the plain MDLM / BD3LM recipe (no extra random draws, no extra forwards). Flags: see
 ``MDLMConfig`` (``ar_loss_weight``, ``attention_anneal_steps``, ``distill_weight``,
-``position_mask_strength``, ``complementary_masking``, ``full_mask_prob``, ``lr_multipliers``)
-and ``BD3LMConfig`` (``block_size_schedule``).
+``position_mask_strength``, ``complementary_masking``, ``full_mask_prob``, ``lr_multipliers``,
+``semi_ar_block_size`` / ``semi_ar_block_schedule``) and ``BD3LMConfig`` (``block_size_schedule``).
 References: DiffuLLaMA arXiv 2410.17891 (§3.2, annealing); Efficient-DLM arXiv 2512.14067
 (position-dependent masking); LLaDA2.0 arXiv 2512.15745 and Fast-dLLM v2 arXiv 2509.26328
 (complementary masking); TiDAR arXiv 2511.08923 (full-mask rows); OPDLM arXiv 2606.06712
-(AR-teacher distillation); RND1 (layer-wise rates).
+(AR-teacher distillation); RND1 (layer-wise rates); LLaDA arXiv 2502.09992 (semi-AR blocks).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from a2dkit.diffusion import attention, distillation, losses, masking
+from a2dkit.diffusion.curriculum import BlockSchedule
 from a2dkit.training.optim import lr_param_groups, parse_lr_multipliers
 
 __all__ = ["RecipeMixin"]
@@ -26,6 +27,8 @@ class RecipeMixin:
     ``self.mask_token_id`` and (for distillation) ``self.teacher``."""
 
     teacher: torch.nn.Module | None = None
+    semi_ar_schedule: BlockSchedule | None = None  # MDLM's semi-AR training blocks (None: off)
+    _semi_ar: tuple[torch.Tensor, ...] | None = None  # this step's (block, current, blocks)
 
     def _position_exponents(self, maskable: torch.Tensor) -> torch.Tensor:
         return masking.position_exponents(maskable, self.args.position_mask_strength)
@@ -46,7 +49,41 @@ class RecipeMixin:
         if self.args.full_mask_prob:  # only full-mask rows have t = 1 (sample_t draws t < 1)
             full = (t == 1) if weight.dim() == t.dim() else (t == 1)[:, None]
             weight = torch.where(full, torch.ones_like(weight), weight)
+        if self.semi_ar_schedule is not None:  # the noised block only, x its row's blocks
+            weight = masking.semi_ar_weight(weight, *self._semi_ar)  # (B, L)
         return weight
+
+    def _set_semi_ar_schedule(self, schedule: BlockSchedule | None) -> None:
+        """MDLM's semi-AR blocks: the given curriculum, or the constant ``--semi_ar_block_size``."""
+        size = self.args.semi_ar_block_size
+        if schedule is not None and not size:
+            raise ValueError("semi_ar_schedule= was given but --semi_ar_block_size is 0 (off); "
+                             "set it to the block size the schedule ends at")  # fmt: skip
+        if size and schedule is None:
+            if self.args.semi_ar_block_schedule:
+                raise ValueError(
+                    f"semi_ar_block_schedule={self.args.semi_ar_block_schedule!r}: pass "
+                    "semi_ar_schedule=training.setup.semi_ar_schedule(...) (it needs max_length)"
+                )
+            schedule = BlockSchedule(((size, None),))
+        self.semi_ar_schedule = schedule
+
+    def _semi_ar_recipe(self) -> dict:
+        """The checkpoint's record of the semi-AR blocks; sampling reads ``block_size`` back."""
+        if self.semi_ar_schedule is None:
+            return {}
+        final = self.semi_ar_schedule.final
+        return {"semi_ar_block_schedule": self.semi_ar_schedule.to_list(),
+                "semi_ar_block_size": final, "block_size": final}  # fmt: skip
+
+    def _semi_ar_p_mask(self, p_mask: torch.Tensor, maskable: torch.Tensor) -> torch.Tensor:
+        """(B, L) semi-AR masking probabilities: one block per row drawn (this step's size), the
+        blocks before it clean, those after it masked (LLaDA's semi-AR sampling canvas)."""
+        size = self.semi_ar_schedule.at(self.state.global_step)
+        block, blocks = masking.semi_ar_blocks(maskable, size)
+        current = masking.sample_semi_ar_block(blocks)
+        self._semi_ar = (block, current, blocks)
+        return masking.semi_ar_p_mask(p_mask, block, current)
 
     def _complement(self, x0, t, masked, maskable) -> tuple[torch.Tensor, ...]:
         """The complementary view: x_t, masked tokens and loss weights of ``maskable & ~masked``.
@@ -54,7 +91,15 @@ class RecipeMixin:
         Its time t' solves p_mask(t') = 1 - p_mask(t) (per token with position-dependent masking),
         so its weight is the NELBO weight at the rate it was masked with.
         """
-        xt_c, masked_c = masking.complement_mask(x0, masked, maskable, self.mask_token_id)
+        if self.semi_ar_schedule is None:
+            xt_c, masked_c = masking.complement_mask(x0, masked, maskable, self.mask_token_id)
+        else:  # the complement inside the noised block; the later blocks stay masked
+            block, current, _ = self._semi_ar
+            inside, later = block == current[:, None], block > current[:, None]
+            xt_c, masked_c = masking.complement_mask(x0, masked & inside, maskable & inside,
+                                                     self.mask_token_id)  # fmt: skip
+            xt_c = torch.where(later, torch.full_like(xt_c, self.mask_token_id), xt_c)
+            masked_c = masked_c | later
         eps = self.args.time_epsilon
         if self.args.position_mask_strength:
             k = self._position_exponents(maskable)  # (B, L)

@@ -30,6 +30,7 @@ __all__ = [
     "load_model",
     "check_data_args",
     "block_schedule",
+    "semi_ar_schedule",
     "teacher_source",
     "check_teacher_tokenizer",
     "load_teacher",
@@ -74,6 +75,7 @@ def check_data_args(kind: str, data_args, train_args) -> None:
     if data_args.streaming and train_args.max_steps <= 0:
         raise ValueError("--streaming True needs --max_steps > 0 (a stream has no length)")
     block_schedule(data_args, train_args)  # every size must divide max_length
+    semi_ar_schedule(data_args, train_args)  # the same for MDLM's semi-AR blocks
 
 
 def block_schedule(data_args, train_args) -> BlockSchedule | None:
@@ -84,6 +86,18 @@ def block_schedule(data_args, train_args) -> BlockSchedule | None:
     steps = train_args.max_steps if train_args.max_steps > 0 else None
     return parse_block_schedule(spec, block_size=train_args.block_size,
                                 max_length=data_args.max_length, total_steps=steps)  # fmt: skip
+
+
+def semi_ar_schedule(data_args, train_args) -> BlockSchedule | None:
+    """MDLM's semi-AR training blocks: ``--semi_ar_block_schedule`` (or the constant
+    ``--semi_ar_block_size``) resolved against ``max_length`` and ``max_steps``; None when off."""
+    size = getattr(train_args, "semi_ar_block_size", 0)
+    if not size:
+        return None
+    spec = train_args.semi_ar_block_schedule or str(size)
+    steps = train_args.max_steps if train_args.max_steps > 0 else None
+    return parse_block_schedule(spec, block_size=size, max_length=data_args.max_length,
+                                total_steps=steps)  # fmt: skip
 
 
 def teacher_source(model_args) -> tuple[str, str | None]:

@@ -62,7 +62,12 @@ class MDLMTrainer(RecipeMixin, ResumableTrainerMixin, Trainer):
     loss_is_scaled_for_ga = True
 
     def __init__(
-        self, *args: Any, schedule: Schedule | None = None, teacher=None, **kwargs: Any
+        self,
+        *args: Any,
+        schedule: Schedule | None = None,
+        teacher=None,
+        semi_ar_schedule: BlockSchedule | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, MDLMConfig):
@@ -73,6 +78,7 @@ class MDLMTrainer(RecipeMixin, ResumableTrainerMixin, Trainer):
         self.schedule = (
             schedule if schedule is not None else make_schedule(self.args.alpha_schedule)
         )
+        self._set_semi_ar_schedule(semi_ar_schedule)
         self.mask_token_id = mask_token_id(self.model, self.processing_class)
         # saved with every checkpoint, so samplers and ELBOs read logits as they were trained
         self.model.config.right_shift_logits = bool(self.args.right_shift_logits)
@@ -85,7 +91,7 @@ class MDLMTrainer(RecipeMixin, ResumableTrainerMixin, Trainer):
         self.add_callback(_PerRankNoise())
 
     def _recipe(self) -> dict:
-        return self.args.recipe()
+        return self.args.recipe() | self._semi_ar_recipe()
 
     def sample_noise(
         self, x0: torch.Tensor, maskable: torch.Tensor
@@ -104,6 +110,8 @@ class MDLMTrainer(RecipeMixin, ResumableTrainerMixin, Trainer):
         if self.args.full_mask_prob:
             t = self._full_mask_time(t)  # TiDAR: some rows at t = 1, fully masked
         p_mask = self._p_mask(t, maskable)  # (B,), or (B, L) with position-dependent masking
+        if self.semi_ar_schedule is not None:  # one answer block noised, the later ones masked
+            p_mask = self._semi_ar_p_mask(p_mask, maskable)  # (B, L)
         xt, masked = masking.mask_tokens(x0, p_mask, maskable, self.mask_token_id)
         return t, xt, masked
 

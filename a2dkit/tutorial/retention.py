@@ -43,6 +43,9 @@ RECIPES: dict[str, Recipe] = {
     "complementary": Recipe(("--complementary_masking", "True"),
                             "LLaDA2.0 2512.15745; Fast-dLLM v2 2509.26328"),  # fmt: skip
     "layer-lr": Recipe(("--lr_multipliers", "mlp=0.3,embed_tokens=0.3"), "RND1 (2025)"),
+    # MDLM trained as it samples (semi-AR blocks of the decode's size), growing from 1 token
+    "semi-ar": Recipe(("--semi_ar_block_size", "{block}", "--semi_ar_block_schedule", "grow"),
+                      "LLaDA 2502.09992 (semi-AR blocks), grown as NBDiff", ("mdlm",)),
     # the one-pass drafter: joint AR loss and every block trained fully masked (one-step drafts)
     "tidar": Recipe(("--ar_loss_weight", "1.0", "--full_mask_prob", "1.0"),
                     "TiDAR arXiv 2511.08923 (AR + full-mask blocks)", ("bd3lm",)),
@@ -61,8 +64,8 @@ def recipe_flags(cfg: ScaleConfig, algo: Algo, recipe: str) -> list[str]:
         raise ValueError(f"recipe={recipe!r} is not valid; choose one of {tuple(RECIPES)}")
     if algo not in RECIPES[recipe].algos:
         raise ValueError(f"recipe {recipe!r} is for {RECIPES[recipe].algos}, not {algo!r}")
-    half = str(max(cfg.retention.steps // 2, 1))
-    flags = [f.format(half=half) for f in RECIPES[recipe].flags]
+    half, block = str(max(cfg.retention.steps // 2, 1)), str(cfg.retention.block_size)
+    flags = [f.format(half=half, block=block) for f in RECIPES[recipe].flags]
     return ["--right_shift_logits", "True", *flags]
 
 

@@ -32,7 +32,7 @@ TINY_A2D_MIXTURE = (
 
 # chapter 11's rows, every one (a2dkit.tutorial.retention.RECIPES; checked by its tests)
 EVERY_RECIPE = ("plain", "joint-ar", "curriculum", "anneal", "distill", "position",
-                "complementary", "layer-lr", "tidar", "best")  # fmt: skip
+                "complementary", "layer-lr", "semi-ar", "tidar", "best")  # fmt: skip
 
 _SMOKE = ScaleConfig(
     name="smoke",

@@ -30,6 +30,11 @@ MISSING = "/no/such/a2d-model"
         ("mdlm", ["--distill_weight", "-1"], r"distill_weight=-1.0 must be a finite number >= 0"),
         ("mdlm", ["--position_mask_strength", "nan"], r"position_mask_strength=nan must be"),
         ("bd3lm", ["--full_mask_prob", "1.5"], r"full_mask_prob=1.5 must lie in \[0, 1\]"),
+        ("mdlm", ["--semi_ar_block_schedule", "grow"], r"needs --semi_ar_block_size > 0"),
+        ("mdlm", ["--semi_ar_block_size", "-2"], r"semi_ar_block_size=-2 must be an integer"),
+        ("mdlm", ["--semi_ar_block_size", "8", "--semi_ar_block_schedule", "3:2,8"],
+         r"block size 3, which does not divide max_length=32"),
+        ("bd3lm", ["--semi_ar_block_size", "8"], r"are MDLM's: BD3LM trains in blocks already"),
         ("mdlm", ["--lr_multipliers", "mlp"], r"'mlp' is not 'NAME_PATTERN=MULTIPLIER'"),
         ("mdlm", ["--lr_multipliers", "mlp=-1"], r"'mlp=-1' is not 'NAME_PATTERN=MULTIPLIER'"),
     ],
@@ -104,6 +109,8 @@ def test_every_recipe_trains_through_the_cli_with_the_manifests_source(models, t
              "--lr_multipliers", "mlp=0.5", "--full_mask_prob", "0.5"]  # fmt: skip
     if algo == "bd3lm":
         flags += ["--block_size", "8", "--block_size_schedule", "grow"]
+    else:
+        flags += ["--semi_ar_block_size", "8", "--semi_ar_block_schedule", "grow"]
     for model in (models["ar"], str(tmp_path / "a2d")):
         out = tmp_path / f"run-{len(os.listdir(tmp_path))}"
         argv = ["--model_name_or_path", model, "--output_dir", str(out), *flags]
@@ -113,3 +120,6 @@ def test_every_recipe_trains_through_the_cli_with_the_manifests_source(models, t
         assert saved["a2d_recipe"]["full_mask_prob"] == 0.5
         if algo == "bd3lm":
             assert saved["a2d_recipe"]["block_size_schedule"][0] == [1, 1]
+        else:
+            assert saved["a2d_recipe"]["semi_ar_block_schedule"][0] == [1, 1]
+            assert saved["a2d_recipe"]["block_size"] == 8

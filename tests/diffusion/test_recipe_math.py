@@ -1,6 +1,7 @@
 """The maths of the AR-preserving recipes against direct computations: position-dependent
 masking (per-token schedules and their NELBO weights), complementary masking, DiffuLLaMA's
-attention annealing, and the distillation KL at clean-prefix positions (float64)."""
+attention annealing, the distillation KL at clean-prefix positions, and MDLM's semi-AR blocks
+(float64)."""
 
 import math
 
@@ -115,3 +116,36 @@ def test_the_teacher_kl_is_the_direct_sum_and_zero_only_at_the_teacher():
     assert got.item() == pytest.approx(direct, abs=1e-12) and got.item() > 0.1
     same = torch.cat([teacher, torch.full((2, 5, 1), -torch.inf, dtype=torch.float64)], -1)
     assert distillation.teacher_kl(same, teacher, positions).item() == pytest.approx(0, abs=1e-12)
+
+
+def test_semi_ar_blocks_count_from_each_rows_first_maskable_token():
+    maskable = torch.tensor([[False, False, True, True, True, True, True], [False] * 6 + [True]])
+    block, blocks = masking.semi_ar_blocks(maskable, 2)
+    assert block.tolist() == [[-1, -1, 0, 0, 1, 1, 2], [-1] * 6 + [0]]
+    assert blocks.tolist() == [3, 1]  # a last partial block counts
+    with pytest.raises(ValueError, match="block_size=0 must be a positive int"):
+        masking.semi_ar_blocks(maskable, 0)
+
+
+def test_the_semi_ar_canvas_is_clean_before_noised_in_and_masked_after_the_block():
+    maskable = torch.ones(2, 6, dtype=torch.bool)
+    block, blocks = masking.semi_ar_blocks(maskable, 2)  # blocks 0 0 1 1 2 2
+    current = torch.tensor([1, 0])
+    p = masking.semi_ar_p_mask(torch.tensor([0.3, 0.6]), block, current)
+    want = torch.tensor([[0, 0, 0.3, 0.3, 1, 1], [0.6, 0.6, 1, 1, 1, 1]])
+    assert torch.allclose(p, want)
+    w = masking.semi_ar_weight(torch.tensor([2.0, 5.0]), block, current, blocks)
+    assert w.tolist() == [[0, 0, 6, 6, 0, 0], [15, 15, 0, 0, 0, 0]]  # w(t) x 3 blocks, in block
+
+
+def test_one_uniform_block_scaled_by_the_count_estimates_the_sum_over_blocks():
+    """E_j[n · f(j)] = Σ_j f(j) over each row's n blocks: the draw is uniform (and in range)."""
+    blocks = torch.tensor([1, 3, 5] * 20000)
+    torch.manual_seed(0)
+    current = masking.sample_semi_ar_block(blocks)
+    assert (current >= 0).all() and (current < blocks).all()
+    for n in (3, 5):
+        counts = torch.bincount(current[blocks == n], minlength=n).double()
+        assert torch.allclose(counts / counts.sum(), torch.full((n,), 1 / n, dtype=torch.float64),
+                              atol=0.01)  # fmt: skip
+    assert (current[blocks == 1] == 0).all()

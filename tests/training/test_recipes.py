@@ -1,8 +1,9 @@
 """The AR-preserving recipes in the trainers, each against a direct computation of its step
 (float64 on a tiny model and its fresh conversion): with every flag off the step is the plain
-NELBO bit for bit; position-dependent and complementary masking, DiffuLLaMA annealing, teacher
-distillation, the block-size curriculum and layer-wise learning rates; all of them together
-resume exactly; the checkpoint records the recipe."""
+NELBO bit for bit; position-dependent and complementary masking, full-mask rows, MDLM's semi-AR
+blocks and their curriculum, DiffuLLaMA annealing, teacher distillation, the block-size curriculum
+and layer-wise learning rates; all of them together resume exactly; the checkpoint records the
+recipe."""
 
 import copy
 import json
@@ -22,6 +23,7 @@ from a2dkit.training.resumable import PreemptionCallback
 from a2dkit.training.trainers import BD3LMTrainer, MDLMTrainer
 
 EPS = 1e-3
+SEQ_ANSWER = 16  # the longest answer of _batch (row 0 has no prompt)
 
 
 @pytest.fixture
@@ -125,6 +127,66 @@ def test_full_mask_rows_are_fully_masked_at_weight_w1(pair, tmp_path, prob):
     assert plain.item() != pytest.approx(got.item(), rel=1e-6)  # control: the flag changed it
 
 
+def _semi_ar_draw(batch, tok, size):
+    """t, the semi-AR blocks, each row's noised block and x_t, drawn as the trainer draws them."""
+    x0, maskable = batch["input_ids"], batch["labels"] != -100
+    torch.manual_seed(0)
+    t = masking.sample_t(len(x0), eps=EPS)
+    rank = maskable.long().cumsum(1) - 1
+    block = torch.where(maskable, rank // size, -1)
+    blocks = (maskable.sum(1) + size - 1) // size
+    current = (torch.rand(len(x0)) * blocks).floor().long()
+    p = torch.where(block == current[:, None], t[:, None], (block > current[:, None]).float())
+    xt, masked = masking.mask_tokens(x0, p, maskable, tok.mask_token_id)
+    return x0, maskable, t, block, blocks, current, xt, masked
+
+
+@pytest.mark.parametrize("complementary", [False, True])
+def test_semi_ar_mdlm_scores_one_block_after_clean_ones_before_masked_ones(pair, tmp_path,
+                                                                           complementary):
+    """MDLM trained as semi-AR sampling reads: per row one block of 2 answer tokens noised at t,
+    the blocks before it clean, those after it all masks; only that block is scored, at w(t) x
+    the row's number of blocks (with its complement: the block's other tokens, later ones still
+    masked)."""
+    _, a2d, tok = pair
+    batch = _batch()
+    x0, maskable, t, block, blocks, current, xt, masked = _semi_ar_draw(batch, tok, 2)
+    inside, later = block == current[:, None], block > current[:, None]
+    assert torch.equal(masked & later, later) and not (masked & (block < current[:, None])).any()
+    assert (blocks > 1).all() and (current > 0).any()  # control: rows with clean blocks before
+    want = _nelbo(a2d(xt).logits, x0, masked & inside, maskable, (blocks / t)[:, None])
+    if complementary:
+        other = inside & ~masked
+        xt_c = torch.where(other | later, tok.mask_token_id, x0)
+        t_c = (1 - t).clamp(min=EPS)
+        second = _nelbo(a2d(xt_c).logits, x0, other, maskable, (blocks / t_c)[:, None])
+        want = (want + second) / 2
+    args = _args(tmp_path, semi_ar_block_size=2, complementary_masking=complementary)
+    got = _loss(_trainer(a2d, tok, args), batch)
+    # t' is found by bisection and stored as float32 t: one float32 ulp from 1 - t at most
+    assert got.item() == pytest.approx(want.item(), rel=1e-7 if complementary else 1e-9)
+    plain = _loss(_trainer(a2d, tok, _args(tmp_path / "p", complementary_masking=complementary)),
+                  batch)  # fmt: skip
+    assert plain.item() != pytest.approx(got.item(), rel=1e-6)  # control: the flag changed it
+
+
+def test_the_semi_ar_curriculum_sets_each_steps_block_and_is_recorded(pair, tmp_path):
+    _, a2d, tok = pair
+    schedule = parse_block_schedule("1:2,4", block_size=4, max_length=16)
+    args = _args(tmp_path, semi_ar_block_size=4, semi_ar_block_schedule="1:2,4")
+    trainer = _trainer(a2d, tok, args, semi_ar_schedule=schedule)
+    for step, size in ((0, 1), (1, 1), (2, 4), (3, 4)):
+        _loss(trainer, _batch(), step=step)
+        block = trainer._semi_ar[0]
+        assert block.max().item() == (SEQ_ANSWER - 1) // size, (step, size)
+    recipe = a2d.config.a2d_recipe
+    assert recipe["semi_ar_block_schedule"] == [[1, 2], [4, None]] and recipe["block_size"] == 4
+    with pytest.raises(ValueError, match="semi_ar_block_schedule='1:2,4': pass semi_ar_schedule"):
+        _trainer(a2d, tok, args)
+    with pytest.raises(ValueError, match="semi_ar_schedule= was given but"):
+        _trainer(a2d, tok, _args(tmp_path), semi_ar_schedule=schedule)
+
+
 def test_annealing_starts_causal_and_ends_as_plain_mdlm(pair, tmp_path):
     """Ratio 0 at step 0: the fresh conversion attends causally, so its logits are its source's;
     at the end of annealing the step is plain MDLM again, bit for bit."""
@@ -220,6 +282,9 @@ def test_every_recipe_together_resumes_exactly_and_is_recorded(fresh_tokenizer, 
     a2d, tok, _ = convert.to_diffusion(copy.deepcopy(source), fresh_tokenizer)
     cfg, cls, extra = MDLMConfig, MDLMTrainer, dict(ALL_ON)
     kw = dict(teacher=source)
+    if algo == "mdlm":  # MDLM's semi-AR blocks, growing 2 -> 4
+        extra |= dict(semi_ar_block_size=4, semi_ar_block_schedule="2:2,4")
+        kw["semi_ar_schedule"] = parse_block_schedule("2:2,4", block_size=4, max_length=16)
     if algo == "bd3lm":
         cfg, cls = BD3LMConfig, BD3LMTrainer
         extra |= dict(block_size=4, block_size_schedule="2:2,4")
@@ -240,3 +305,5 @@ def test_every_recipe_together_resumes_exactly_and_is_recorded(fresh_tokenizer, 
     assert {k: recipe[k] for k in ALL_ON} == ALL_ON and saved["ar_loss_weight"] == 0.3
     if algo == "bd3lm":
         assert recipe["block_size_schedule"] == [[2, 2], [4, None]] and recipe["block_size"] == 4
+    else:
+        assert recipe["semi_ar_block_schedule"] == [[2, 2], [4, None]] and recipe["block_size"] == 4
