@@ -111,8 +111,8 @@ def parse_block_schedule(
                 f"block_size_schedule={spec!r} must end with a bare SIZE (the block "
                 "size after the last stage), e.g. '4:100,8'"
             )
-        ends = [end for _, end in stages[:-1]]
-        if any(end is None for end in ends) or ends != sorted(set(ends)) or ends[0] <= 0:
+        ends = [end for _, end in stages[:-1]]  # none: a constant size ("8")
+        if None in ends or ends != sorted(set(ends)) or min(ends, default=1) <= 0:
             raise ValueError(
                 f"block_size_schedule={spec!r}: every stage but the last needs an "
                 "end step, strictly increasing and > 0, e.g. '2:50,4:100,8'"

@@ -12,6 +12,11 @@ def test_explicit_stages_hold_until_their_end_step():
     assert schedule.final == 8 and schedule.multiple == 8 and schedule.sizes == (2, 4, 8)
 
 
+def test_a_bare_size_is_a_constant_schedule():
+    schedule = parse_block_schedule("8", block_size=8, max_length=64)
+    assert schedule.stages == ((8, None),) and schedule.at(0) == schedule.at(10_000) == 8
+
+
 def test_grow_doubles_from_one_to_the_block_size_over_the_first_half():
     schedule = parse_block_schedule("grow", block_size=8, max_length=96, total_steps=100)
     sizes = [schedule.at(s) for s in range(100)]
