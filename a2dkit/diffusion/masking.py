@@ -116,6 +116,11 @@ def mask_tokens(
     return xt, masked
 
 
+def _maskable_rank(maskable: torch.Tensor) -> torch.Tensor:
+    """(B, L) long: each token's 0-based rank among its row's maskable tokens."""
+    return maskable.long().cumsum(dim=1) - 1
+
+
 def position_exponents(maskable: torch.Tensor, strength: float) -> torch.Tensor:
     """k_i = exp(strength · (2 r_i - 1)): r_i in [0, 1] is token i's rank among its row's maskable
     tokens, so later tokens get larger exponents (masked more); ``strength`` 0 gives k = 1.
@@ -126,7 +131,7 @@ def position_exponents(maskable: torch.Tensor, strength: float) -> torch.Tensor:
     Returns:
         (B, L) float32 (1 where not maskable).
     """
-    rank = maskable.cumsum(dim=1) - 1  # (B, L) 0-based among maskable tokens
+    rank = _maskable_rank(maskable)  # (B, L)
     count = maskable.sum(dim=1, keepdim=True)  # (B, 1)
     r = rank / (count - 1).clamp(min=1)  # (B, L) in [0, 1]
     k = torch.exp(strength * (2 * r.float() - 1))
@@ -197,7 +202,7 @@ def semi_ar_blocks(maskable: torch.Tensor, block_size: int) -> tuple[torch.Tenso
     """
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise ValueError(f"block_size={block_size!r} must be a positive int")
-    rank = maskable.long().cumsum(dim=1) - 1  # (B, L) 0-based among maskable tokens
+    rank = _maskable_rank(maskable)  # (B, L)
     block = torch.where(maskable, rank.div(block_size, rounding_mode="floor"), -1)
     count = maskable.sum(dim=1)  # (B,)
     return block, (count + block_size - 1).div(block_size, rounding_mode="floor").clamp(min=1)
@@ -222,7 +227,7 @@ def semi_ar_weight(
 ) -> torch.Tensor:
     """(B, L) loss weights: ``weight`` x the row's number of blocks inside its ``current`` block,
     0 elsewhere. A block drawn uniformly per row, scaled so, is an unbiased estimate of the sum of
-    every block's NELBO given the blocks before it (BD3LM §3, Eq. 8)."""
+    every block's NELBO given the blocks before it (BD3LM §3)."""
     w = weight if weight.dim() == 2 else weight[:, None]  # (B, L) or (B, 1)
     inside = block == current[:, None]  # (B, L)
     return torch.where(inside, w * blocks[:, None].to(w.dtype), torch.zeros_like(w))

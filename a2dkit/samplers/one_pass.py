@@ -26,7 +26,7 @@ from a2dkit.samplers.acceptance import greedy_accept
 from a2dkit.samplers.kv_cache import truncate
 from a2dkit.samplers.speculative import SpeculativeStats, VerifierStep
 
-__all__ = ["one_pass_layout", "one_pass_mask", "one_pass_self_decode"]
+__all__ = ["one_pass_layout", "one_pass_self_decode"]
 
 
 def one_pass_layout(past: int, verify: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,11 +45,6 @@ def one_pass_layout(past: int, verify: int, width: int) -> tuple[torch.Tensor, t
     mask = (keys <= past + seen) | own  # TiDAR §3: causal prefix, bidirectional in the block
     offset = torch.where(col < verify, col, block + 1 + (col - start))  # block a sits after d_a
     return mask[None, None], (past + offset).T
-
-
-def one_pass_mask(past: int, verify: int, width: int) -> torch.Tensor:
-    """(1, 1, Q, past + Q) bool: ``one_pass_layout``'s mask."""
-    return one_pass_layout(past, verify, width)[0]
 
 
 @torch.no_grad()

@@ -13,7 +13,7 @@ from conftest import make_tiny_ar
 from a2dkit import convert
 from a2dkit.models import causal_mode
 from a2dkit.samplers import one_pass
-from a2dkit.samplers.one_pass import one_pass_layout, one_pass_mask, one_pass_self_decode
+from a2dkit.samplers.one_pass import one_pass_layout, one_pass_self_decode
 from a2dkit.samplers.speculative import SpeculativeStats
 
 PROMPTS = [[5, 17, 42], [8, 99, 23, 61, 7, 30], [11]]
@@ -48,7 +48,7 @@ def test_the_mask_is_causal_for_the_verifying_rows_and_one_block_per_prefix():
     assert m[2] == m[3] == [1, 1, 1, 0, 1, 1, 0, 0]  # block 0: cache, pending token, itself
     assert m[4] == m[5] == [1, 1, 1, 1, 0, 0, 1, 1]  # block 1: cache, pending token, d_1, itself
     assert positions.tolist() == [[2, 3, 3, 4, 4, 5]]  # block a sits right after d_a
-    assert one_pass_mask(2, 3, 0).shape == (1, 1, 3, 5)  # no next draft: the causal rows alone
+    assert one_pass_layout(2, 3, 0)[0].shape == (1, 1, 3, 5)  # no next draft: the causal rows alone
 
 
 @pytest.mark.parametrize("shift", [False, True])
