@@ -215,9 +215,15 @@ class Retention(Section):
     elbo_samples: int  # Monte-Carlo samples per held-out answer
     recipes: tuple[str, ...]  # the table's rows (a2dkit.tutorial.recipes.RECIPES)
     chapter_recipes: tuple[str, ...]  # the ones chapter 11 trains itself
+    chapter_algos: tuple[str, ...] = ("mdlm", "bd3lm")  # and for which algorithms
 
     def __post_init__(self) -> None:
         _positive(self, "max_length", "steps", "batch_size", "block_size", "max_new_tokens")
+        if not self.chapter_algos or not set(self.chapter_algos) <= {"mdlm", "bd3lm"}:
+            raise ValueError(f"retention.chapter_algos={self.chapter_algos!r} must be a non-empty "
+                             "subset of ('mdlm', 'bd3lm')")  # fmt: skip
+        if "bd3lm" not in self.chapter_algos:  # the side by side and the viewer show BD3LM
+            raise ValueError(f"retention.chapter_algos={self.chapter_algos!r} must include 'bd3lm'")
         if self.max_length % self.block_size:
             raise ValueError(f"retention.block_size={self.block_size} must divide "
                              f"retention.max_length={self.max_length}")  # fmt: skip

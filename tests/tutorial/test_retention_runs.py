@@ -47,3 +47,14 @@ def test_best_combines_single_recipes_and_unknown_recipes_are_refused():
         retention.recipe_flags(cfg, "mdlm", "magic")
     with pytest.raises(ValueError, match="'curriculum' is for \\('bd3lm',\\), not 'mdlm'"):
         retention.recipe_flags(cfg, "mdlm", "curriculum")
+
+
+def test_chapter_trains_both_algorithms_at_smoke_and_bd3lm_alone_at_laptop():
+    smoke, laptop = get_scale("smoke").retention, get_scale("laptop").retention
+    assert smoke.chapter_algos == ("mdlm", "bd3lm")
+    assert laptop.chapter_algos == ("bd3lm",)  # the 90-minute book; MDLM rows from the bench
+    assert set(laptop.chapter_recipes) <= set(laptop.recipes)
+    for bad, match in [((), "non-empty subset"), (("mdlm", "ar"), "non-empty subset"),
+                       (("mdlm",), "must include 'bd3lm'")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            get_scale("smoke").replace(retention={"chapter_algos": bad})
