@@ -3,7 +3,7 @@
 For every BD3LM drafter (default: chapter 11's cached runs of ``--recipes``) and every mode:
 the source AR model verifying (``source``), the drafter's own weights in causal mode (``self``),
 both verifying and drafting in the same forward (``one-pass``); greedy, and sampled at
-``--temperature`` (source and self). Per row: drafted tokens accepted per verifier forward,
+``--temperature`` (the ``T`` modes). Per row: drafted tokens accepted per verifier forward,
 tokens per verifier forward, forwards per token (drafter and verifier together), wall tok/s and
 its ratio to the verifier's own greedy ``generate`` (KV cache, one prompt at a time, same
 prompts, timed in this run), and for greedy rows the prompts whose output is the verifier's greedy
@@ -34,7 +34,7 @@ from a2dkit.samplers.one_pass import one_pass_self_decode
 from a2dkit.samplers.speculative import CausalVerifier, speculative_decode
 from a2dkit.tutorial import retention
 
-MODES = ("source", "source +thr", "self", "one-pass", "source T", "self T")
+MODES = ("source", "source +thr", "self", "one-pass", "source T", "self T", "one-pass T")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -95,11 +95,12 @@ def run_mode(mode: str, source, model, tok, inputs, args, n: int) -> tuple[list,
     stats, eos, k = SpeculativeStats(), tok.eos_token_id, args.draft_length
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
-    if mode == "one-pass":
-        return [one_pass_self_decode(model, ids, n, k, tok.mask_token_id, eos_token_id=eos,
-                                     stats=stats) for ids in inputs], stats  # fmt: skip
-    sampler = BD3LMSampler(model, tok)
     t = args.temperature if mode.endswith(" T") else 0.0
+    if mode.startswith("one-pass"):
+        return [one_pass_self_decode(model, ids, n, k, tok.mask_token_id, eos_token_id=eos,
+                                     temperature=t, generator=generator, stats=stats)
+                for ids in inputs], stats  # fmt: skip
+    sampler = BD3LMSampler(model, tok)
     if t > 0:
         drafter = proposal_drafter(sampler, t, stats, steps=args.draft_steps)
     else:

@@ -1,7 +1,7 @@
 """``--speculative source|self`` for ``sample`` and ``chat``: the A2D model drafts
 ``--draft_length`` tokens, an AR verifier (the source model, or the same weights in causal mode)
 accepts them; the output is the verifier's (greedy, or sampled at ``--temperature``). ``one-pass``:
-the same weights verify a draft and draft the next block in one forward (greedy; I-DLM style).
+the same weights verify a draft and draft the next block in one forward (greedy or sampled; TiDAR).
 
 Run: python -m a2dkit.cli.sample --model_name_or_path models/a2d/Qwen3-0.6B --speculative source \
     --draft_length 8 --json out.json
@@ -42,10 +42,10 @@ def check_flags(args) -> None:
             f"--speculative at temperature={args.temperature} drafts left to right in fixed "
             f"steps; threshold={args.threshold} cannot be honoured"
         )
-    if args.speculative == "one-pass" and (args.temperature > 0 or args.threshold is not None):
-        raise ValueError(f"--speculative one-pass drafts greedily in the verifying forward; "
-                         f"temperature={args.temperature} and threshold={args.threshold} cannot "
-                         "be honoured (use 0 and None, or --speculative self)")  # fmt: skip
+    if args.speculative == "one-pass" and args.threshold is not None:
+        raise ValueError(f"--speculative one-pass drafts a whole block in the verifying forward; "
+                         f"threshold={args.threshold} cannot be honoured (omit it, or use "
+                         "--speculative self)")  # fmt: skip
     if args.speculative != "source" and args.verifier_path is not None:
         raise ValueError("--verifier_path is for --speculative source; self verifies with the "
                          "model's own weights")  # fmt: skip
@@ -79,9 +79,10 @@ def completer(args, path: str | None, model, tokenizer, sampler):
     """(``complete(rows) -> texts``, its running statistics): the verifier loaded once."""
     stats, eos = SpeculativeStats(), tokenizer.eos_token_id
     if args.speculative == "one-pass":
-        n, k, mask_id = args.max_new_tokens, args.draft_length, sampler.mask_id
+        n, k, mask_id, t = args.max_new_tokens, args.draft_length, sampler.mask_id, args.temperature
         generate_rows = lambda rows: [one_pass_self_decode(model, r, n, k, mask_id,  # noqa: E731
-                                      eos_token_id=eos, stats=stats) for r in rows]  # fmt: skip
+                                      eos_token_id=eos, temperature=t, stats=stats)
+                                      for r in rows]  # fmt: skip
     else:
         verifier = load_verifier(args, path, model, tokenizer)
         draft = drafter(args, sampler, stats)

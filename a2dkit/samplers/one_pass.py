@@ -7,7 +7,9 @@ masks, block a conditioned on the pending token and d_1..d_a (TiDAR's pre-drafts
 length the verifier may accept). Each block attends to its own prefix and to itself (a BD3LM block
 after a clean prefix); its first mask sits where the verifier's own token goes and the rest draft
 the tokens after it. Whatever the verifier accepts, the block drafted on exactly that prefix is the
-next draft, so every forward verifies one. Only the verified columns stay in the cache.
+next draft, so every forward verifies one. Only the verified columns stay in the cache. At a
+temperature the draft tokens are drawn from the block's distributions and judged by speculative
+sampling, so the output is distributed as the model's own AR-mode samples.
 References: TiDAR arXiv 2511.08923 (§3, pre-drafting for every acceptance outcome); I-DLM arXiv
 2604.11035 and Nemotron-Labs-Diffusion (one checkpoint drafting and verifying in one pass);
 speculative decoding, Leviathan et al. 2023 (arXiv 2211.17192, §2.3).
@@ -22,7 +24,7 @@ from transformers import DynamicCache
 
 from a2dkit.models.conventions import trained_shift
 from a2dkit.models.forward import causal_mode
-from a2dkit.samplers.acceptance import greedy_accept
+from a2dkit.samplers.acceptance import greedy_accept, speculative_accept
 from a2dkit.samplers.kv_cache import truncate
 from a2dkit.samplers.speculative import SpeculativeStats, VerifierStep
 
@@ -47,6 +49,15 @@ def one_pass_layout(past: int, verify: int, width: int) -> tuple[torch.Tensor, t
     return mask[None, None], (past + offset).T
 
 
+def _draft(logits: torch.Tensor, temperature: float, generator) -> tuple[list[int], torch.Tensor]:
+    """A block's draft from its (k, V) logits: the argmax, or a draw from softmax(logits / T) per
+    position (a product of the block's marginals: a valid proposal for speculative sampling)."""
+    if temperature == 0:
+        return logits.argmax(-1).tolist(), logits
+    q = torch.softmax(logits.double() / temperature, dim=-1)  # (k, V)
+    return torch.multinomial(q.cpu(), 1, generator=generator)[:, 0].tolist(), q
+
+
 @torch.no_grad()
 def one_pass_self_decode(
     model,
@@ -57,11 +68,14 @@ def one_pass_self_decode(
     *,
     eos_token_id: int | None = None,
     right_shift_logits: bool | None = None,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
     stats: SpeculativeStats | None = None,
     trace: list[VerifierStep] | None = None,
 ) -> list[int]:
-    """The A2D ``model``'s own AR-mode greedy continuation of ``prompt`` (``max_new_tokens`` or up
-    to EOS), drafted and verified by the same forwards (greedy; drafts of ``draft_length``).
+    """The A2D ``model``'s own AR-mode continuation of ``prompt`` (``max_new_tokens`` or up to
+    EOS), drafted and verified by the same forwards (drafts of ``draft_length``): greedy at
+    temperature 0, else distributed as its AR-mode samples at ``temperature``.
 
     A forward over a draft of k reads (k + 1)(k + 2) columns: keep k small where compute is the
     bottleneck (CPUs); on a memory-bound GPU the extra columns are nearly free (TiDAR §3).
@@ -70,6 +84,9 @@ def one_pass_self_decode(
         model: an A2D model with a causal path (``causal_mode`` refuses sliding windows).
         right_shift_logits: read token i from the logits at i - 1 (None: as the checkpoint was
             trained).
+        temperature: 0: greedy matching; > 0: drafts drawn from the blocks' softmax(logits / T)
+            and accepted by speculative sampling (arXiv 2211.17192, Algorithm 1).
+        generator: the draws' random numbers (temperature > 0).
         stats: every forward counts as a verifier forward; there are no drafter forwards.
 
     Returns:
@@ -78,6 +95,8 @@ def one_pass_self_decode(
     if draft_length <= 0 or max_new_tokens <= 0 or not prompt:
         raise ValueError(f"draft_length={draft_length}, max_new_tokens={max_new_tokens} must be "
                          f"> 0 and the prompt non-empty (got {len(prompt)} ids)")  # fmt: skip
+    if not temperature >= 0 or temperature == float("inf"):
+        raise ValueError(f"temperature={temperature} must be a finite number >= 0")
     with causal_mode(model):  # refuses a model without a causal path, by name
         pass
     shift = int(trained_shift(model) if right_shift_logits is None else right_shift_logits)
@@ -88,7 +107,7 @@ def one_pass_self_decode(
             model(input_ids=torch.tensor([prompt[:-1]], device=device), past_key_values=cache,
                   use_cache=True)  # fmt: skip
         stats.verifier_forwards += 1
-    out, pending, draft = [], prompt[-1], []
+    out, pending, draft, q = [], prompt[-1], [], None
     while len(out) < max_new_tokens:
         draft = draft[: max_new_tokens - len(out) - 1]  # tokens after the verifier's own
         nxt = min(draft_length, max(max_new_tokens - len(out) - 2, 0))  # the next draft's length
@@ -104,7 +123,11 @@ def one_pass_self_decode(
             attention_mask=mask.to(device),
         ).logits[0]
         stats.verifier_forwards += 1
-        n, token = greedy_accept(draft, logits[:verify])
+        if temperature > 0:  # q: the distributions the draft was drawn from (k, V)
+            q = q[: len(draft)] if draft else logits.new_zeros(0, logits.shape[-1])
+            n, token = speculative_accept(draft, q, logits[:verify], temperature, generator)
+        else:
+            n, token = greedy_accept(draft, logits[:verify])
         stats.accepted[n] += 1
         truncate(cache, past + 1 + n)  # the pending token and the accepted draft
         new = [*draft[:n], token]
@@ -121,6 +144,6 @@ def one_pass_self_decode(
             # token j after d_n (j = 0: the verifier's own), read at row j (j - 1 when shifted)
             start = verify + n * width
             rows = torch.arange(start + 1, start + width, device=device) - shift
-            draft = logits[rows].argmax(-1).tolist()
+            draft, q = _draft(logits[rows], temperature, generator)
     stats.seconds += time.perf_counter() - clock
     return out[:max_new_tokens]

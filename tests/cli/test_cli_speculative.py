@@ -90,6 +90,21 @@ def test_the_verifier_defaults_to_the_manifests_source_and_a_bare_model_needs_on
     assert sample.main(argv) == 0
 
 
+def test_one_pass_samples_at_a_temperature(dirs, tmp_path):
+    """Sampled one-pass runs from the CLI (its distribution: tests/samplers/test_acceptance.py);
+    two seeds give different completions, the same seed the same."""
+    runs = []
+    for seed in (0, 0, 1):
+        out = tmp_path / f"out{len(runs)}.json"
+        argv = ["--model_name_or_path", dirs["a2d"], "--algo", "bd3lm", "--speculative",
+                "one-pass", "--draft_length", "2", "--temperature", "5.0", "--seed", str(seed),
+                "--prompts", "ROMEO: But", "--json", str(out), *FLAGS]  # fmt: skip
+        assert sample.main(argv) == 0
+        runs.append(json.loads(out.read_text()))
+    assert runs[0]["samples"] == runs[1]["samples"] != runs[2]["samples"]
+    assert runs[0]["statistics"]["drafter_forwards"] == 0 and runs[0]["statistics"]["tokens"] > 0
+
+
 BAD = [
     (["--speculative", "oracle"], r"speculative='oracle' is not valid; choose one of \('source'"),
     (["--speculative", "source", "--draft_length", "0"], r"draft_length=0 must lie in 1\.\.max_"),
@@ -98,7 +113,7 @@ BAD = [
     (["--speculative", "self", "--remasking", "random"], r"cannot honour remasking='random'"),
     (["--speculative", "self", "--temperature", "1", "--threshold", "0.9"], r"threshold=0\.9 can"),
     (["--verifier_path", "x"], r"--verifier_path needs --speculative source"),
-    (["--speculative", "one-pass", "--temperature", "0.5"], r"one-pass drafts greedily"),
+    (["--speculative", "one-pass", "--threshold", "0.9"], r"one-pass drafts a whole block in"),
     (["--speculative", "one-pass", "--verifier_path", "x"], r"--verifier_path is for --specul"),
     (["--speculative", "self", "--verifier_path", "x"], r"--verifier_path is for --speculative s"),
 ]

@@ -1,6 +1,7 @@
-"""Speculative sampling is exact: the first two output tokens are distributed as the verifier's
-own samples (chi-square on many draws, with a margin no fixed-seed run reaches by chance), and a
-wrong acceptance rule is caught by the same test (negative controls)."""
+"""Speculative sampling is exact: the first two output tokens (three for one-pass, which drafts
+in the verifying forward) are distributed as the verifier's own samples (chi-square on many
+draws, with a margin no fixed-seed run reaches by chance), and a wrong acceptance rule is caught
+by the same test (negative controls)."""
 
 import copy
 import math
@@ -11,10 +12,16 @@ import torch
 from conftest import make_tiny_ar
 
 from a2dkit import convert
-from a2dkit.samplers import MDLMSampler, acceptance, speculative
+from a2dkit.models import causal_mode
+from a2dkit.samplers import MDLMSampler, acceptance, one_pass, speculative
 from a2dkit.samplers.acceptance import greedy_accept, speculative_accept
 from a2dkit.samplers.drafters import proposal_drafter
-from a2dkit.samplers.speculative import speculative_decode, speculative_decode_batch
+from a2dkit.samplers.one_pass import one_pass_self_decode
+from a2dkit.samplers.speculative import (
+    SpeculativeStats,
+    speculative_decode,
+    speculative_decode_batch,
+)
 
 V, TEMPERATURE = 6, 0.7
 
@@ -160,3 +167,58 @@ def test_a_batch_of_draws_is_distributed_as_the_verifiers(peaked):
     drafts = drafter.batch([prompt] * n, 2)
     stat, bound = chi_square(Counter(tuple(d.tokens) for d in drafts), exact, n)
     assert stat > 3 * bound, (stat, bound)
+
+
+# --- one-pass at a temperature: the same forward verifies and drafts, the output still p's -------
+
+
+def _verifier_triples(model, prompt, top: int = 6) -> dict:
+    """p(x1) p(x2 | x1) p(x3 | x1, x2) of the model's AR mode for its ``top`` likeliest x1 and,
+    after each, x2 (the rest falls in the chi-square's rest)."""
+    with torch.no_grad(), causal_mode(model):
+        p = lambda rows: torch.softmax(model(torch.tensor(rows)).logits[:, -1] / TEMPERATURE, -1)  # noqa: E731
+        p1 = p([prompt])[0]
+        firsts = p1.topk(top).indices.tolist()
+        p2 = p([[*prompt, a] for a in firsts])  # (top, V)
+        pairs = [(a, b) for i, a in enumerate(firsts) for b in p2[i].topk(top).indices.tolist()]
+        p3 = p([[*prompt, a, b] for a, b in pairs])  # (top * top, V)
+    return {(a, b, c): float(p1[a] * p2[firsts.index(a), b] * p3[j, c])
+            for j, (a, b) in enumerate(pairs) for c in range(p3.shape[-1])}  # fmt: skip
+
+
+def _one_pass_triples(model, mask_id, prompt, n: int) -> Counter:
+    gen, counts = torch.Generator().manual_seed(0), Counter()
+    for _ in range(n):
+        out = one_pass_self_decode(model, prompt, 3, 2, mask_id, temperature=TEMPERATURE,
+                                   generator=gen)  # fmt: skip
+        counts[tuple(out)] += 1
+    return counts
+
+
+def test_one_pass_sampled_output_is_distributed_as_the_models_ar_samples(peaked, monkeypatch):
+    """Three tokens: the first from the opening forward, the next two through a pre-drafted draft
+    of 2 accepted or resampled; their joint is the model's AR-mode joint (a fresh conversion:
+    its source's), and accepting every draft (the blocks' own joint) is caught."""
+    _, a2d, tok = peaked
+    prompt, n = [5, 17, 42], 1500
+    exact = _verifier_triples(a2d, prompt)
+    stats = SpeculativeStats()
+    counts = _one_pass_triples(a2d, tok.mask_token_id, prompt, n)
+    stat, bound = chi_square(counts, exact, n)
+    assert stat < bound, (stat, bound)
+    gen = torch.Generator().manual_seed(1)  # some drafts are accepted, some resampled
+    for _ in range(50):
+        one_pass_self_decode(a2d, prompt, 3, 2, tok.mask_token_id, temperature=TEMPERATURE,
+                             generator=gen, stats=stats)  # fmt: skip
+    assert stats.accepted[0] and sum(v for k, v in stats.accepted.items() if k), stats.accepted
+    always = lambda d, q, logits, t, g=None: (len(d), int(logits[-1].argmax()))  # noqa: E731
+    monkeypatch.setattr(one_pass, "speculative_accept", always)
+    stat, bound = chi_square(_one_pass_triples(a2d, tok.mask_token_id, prompt, n), exact, n)
+    assert stat > 3 * bound, (stat, bound)
+
+
+def test_one_pass_refuses_a_bad_temperature(peaked):
+    _, a2d, tok = peaked
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=f"temperature={bad} must be a finite number >= 0"):
+            one_pass_self_decode(a2d, [5, 17], 3, 2, tok.mask_token_id, temperature=bad)
