@@ -241,7 +241,7 @@ viz.show_source(recipes.RecipeMixin._complement)
 # `cfg.retention.max_length` tokens, for every row alike; logits are read right-shifted (the
 # converted head is its source's next-token head). This chapter trains the plain recipe and the
 # best combination for `cfg.retention.chapter_algos` (both algorithms at `smoke`; BD3LM alone at
-# `laptop`, which keeps the book within 90 minutes on 2 cores: the MDLM pair would add about 37);
+# `laptop`, for the book's 90-minute budget on 2 cores: the MDLM pair would add about 37 minutes);
 # the bench trains the rest (`bench/bench_retention.py`) and the full table below has them all.
 # `best` is what the single rows of the laptop table chose (`book/results.md`): the joint AR
 # loss, complementary masking and layer-wise rates. Distillation and the growing block, alone,
