@@ -26,6 +26,7 @@ from a2dkit.models.conventions import trained_shift
 from a2dkit.models.forward import causal_mode
 from a2dkit.samplers.acceptance import greedy_accept, speculative_accept
 from a2dkit.samplers.kv_cache import truncate
+from a2dkit.samplers.prompts import check_nonnegative_finite
 from a2dkit.samplers.speculative import SpeculativeStats, VerifierStep
 
 __all__ = ["one_pass_layout", "one_pass_self_decode"]
@@ -95,8 +96,7 @@ def one_pass_self_decode(
     if draft_length <= 0 or max_new_tokens <= 0 or not prompt:
         raise ValueError(f"draft_length={draft_length}, max_new_tokens={max_new_tokens} must be "
                          f"> 0 and the prompt non-empty (got {len(prompt)} ids)")  # fmt: skip
-    if not temperature >= 0 or temperature == float("inf"):
-        raise ValueError(f"temperature={temperature} must be a finite number >= 0")
+    check_nonnegative_finite("temperature", temperature)
     with causal_mode(model):  # refuses a model without a causal path, by name
         pass
     shift = int(trained_shift(model) if right_shift_logits is None else right_shift_logits)

@@ -25,6 +25,7 @@ import torch
 from a2dkit.models.forward import A2DForwardMixin, causal_mode
 from a2dkit.samplers.acceptance import greedy_accept, speculative_accept
 from a2dkit.samplers.drafters import Draft, Drafter
+from a2dkit.samplers.prompts import check_nonnegative_finite
 from a2dkit.samplers.ragged_cache import RaggedCache
 
 __all__ = [
@@ -120,8 +121,7 @@ def _check(prompts: list[list[int]], max_new_tokens: int, draft_length: int, tem
                          "be > 0")  # fmt: skip
     if not prompts or not all(prompts):
         raise ValueError("every prompt must hold at least one token (and at least one prompt)")
-    if not temperature >= 0 or temperature == float("inf"):
-        raise ValueError(f"temperature={temperature} must be a finite number >= 0")
+    check_nonnegative_finite("temperature", temperature)
 
 
 def _drafts(drafter: Drafter, prefixes: list[list[int]], k: int, sampling: bool) -> list[Draft]:

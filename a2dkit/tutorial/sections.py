@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 __all__ = [
     "ALGOS", "Algo", "Section", "Source", "Pretrain", "Sampling", "SFT", "Eval", "GRPO",
@@ -215,13 +215,13 @@ class Retention(Section):
     elbo_samples: int  # Monte-Carlo samples per held-out answer
     recipes: tuple[str, ...]  # the table's rows (a2dkit.tutorial.recipes.RECIPES)
     chapter_recipes: tuple[str, ...]  # the ones chapter 11 trains itself
-    chapter_algos: tuple[str, ...] = ("mdlm", "bd3lm")  # and for which algorithms
+    chapter_algos: tuple[Algo, ...] = ("mdlm", "bd3lm")  # and for which algorithms
 
     def __post_init__(self) -> None:
         _positive(self, "max_length", "steps", "batch_size", "block_size", "max_new_tokens")
-        if not self.chapter_algos or not set(self.chapter_algos) <= {"mdlm", "bd3lm"}:
+        if not self.chapter_algos or not set(self.chapter_algos) <= set(get_args(Algo)):
             raise ValueError(f"retention.chapter_algos={self.chapter_algos!r} must be a non-empty "
-                             "subset of ('mdlm', 'bd3lm')")  # fmt: skip
+                             f"subset of {get_args(Algo)}")  # fmt: skip
         if "bd3lm" not in self.chapter_algos:  # the side by side and the viewer show BD3LM
             raise ValueError(f"retention.chapter_algos={self.chapter_algos!r} must include 'bd3lm'")
         if self.max_length % self.block_size:
