@@ -234,15 +234,16 @@ viz.show_source(optim.lr_param_groups)
 viz.show_source(recipes.RecipeMixin._complement)
 
 # %% [markdown]
-# ## Training: plain and best, at one budget
+# ## Training at one budget
 #
 # `tutorial.retention.train_recipe` fine-tunes the source on the self-chat set with the kit's
 # CLI, `cfg.retention.steps` steps of `cfg.retention.batch_size` rows of at most
 # `cfg.retention.max_length` tokens, for every row alike; logits are read right-shifted (the
-# converted head is its source's next-token head). This chapter trains the plain recipe and the
-# best combination for `cfg.retention.chapter_algos` (both algorithms at `smoke`; BD3LM alone at
-# `laptop`, for the book's 90-minute budget on 2 cores: the MDLM pair would add about 37 minutes);
-# the bench trains the rest (`bench/bench_retention.py`) and the full table below has them all.
+# converted head is its source's next-token head). This chapter trains
+# `cfg.retention.chapter_recipes` for `cfg.retention.chapter_algos`: plain and best for both
+# algorithms at `smoke`; BD3LM best alone at `laptop`, for the book's 90-minute budget on 2 cores
+# (BD3LM plain would add about 7 minutes, the MDLM pair about 37). The bench trains the rest
+# (`bench/bench_retention.py`) and the full table below has them all.
 # `best` is what the single rows of the laptop table chose (`book/results.md`): the joint AR
 # loss, complementary masking and layer-wise rates. Distillation and the growing block, alone,
 # did not help there at 60 steps.

@@ -78,7 +78,7 @@ def greedy_answers(
     prompts: Sequence[str],
     *,
     max_new_tokens: int = 64,
-    batch_size: int = 32,
+    batch_size: int = 128,
 ) -> list[dict[str, Any]]:
     """The model's greedy answers to ``prompts`` (one user turn each, chat template applied):
     batched, left-padded HF ``generate``; an answer stops at EOS or the end of the turn.

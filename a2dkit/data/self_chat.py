@@ -115,7 +115,7 @@ def build_self_chat(
     settings: SelfChatSettings,
     *,
     output_dir: str | Path | None = None,
-    batch_size: int = 32,
+    batch_size: int = 128,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Build (or reuse) the self-chat set of ``model`` (which must be ``settings.source``).
@@ -124,7 +124,8 @@ def build_self_chat(
         model, tokenizer: the source AR model (in ``settings.dtype``) and its chat tokenizer.
         settings: the source's name and the prompt and generation settings (the cache key).
         output_dir: default ``self_chat_dir(settings)``; reused when it holds ``self_chat.json``.
-        batch_size: prompts per ``generate`` call (does not enter the key).
+        batch_size: prompts per ``generate`` call (does not enter the key; on 2 CPU cores 128
+            prompts per call generate SmolLM2's answers ~1.4x faster than 32).
         on_batch: called with (prompts done, prompts in all) after each batch.
 
     Returns:

@@ -214,7 +214,7 @@ class Retention(Section):
     humaneval_limit: int  # HumanEval problems (0: skip)
     elbo_samples: int  # Monte-Carlo samples per held-out answer
     recipes: tuple[str, ...]  # the table's rows (a2dkit.tutorial.recipes.RECIPES)
-    chapter_recipes: tuple[str, ...]  # the ones chapter 11 trains itself
+    chapter_recipes: tuple[str, ...]  # the ones chapter 11 trains itself (the last: side by side)
     chapter_algos: tuple[Algo, ...] = ("mdlm", "bd3lm")  # and for which algorithms
 
     def __post_init__(self) -> None:
@@ -222,6 +222,9 @@ class Retention(Section):
         if not self.chapter_algos or not set(self.chapter_algos) <= set(get_args(Algo)):
             raise ValueError(f"retention.chapter_algos={self.chapter_algos!r} must be a non-empty "
                              f"subset of {get_args(Algo)}")  # fmt: skip
+        if not self.chapter_recipes or not set(self.chapter_recipes) <= set(self.recipes):
+            raise ValueError(f"retention.chapter_recipes={self.chapter_recipes!r} must be a "
+                             f"non-empty subset of retention.recipes={self.recipes!r}")  # fmt: skip
         if "bd3lm" not in self.chapter_algos:  # the side by side and the viewer show BD3LM
             raise ValueError(f"retention.chapter_algos={self.chapter_algos!r} must include 'bd3lm'")
         if self.max_length % self.block_size:
