@@ -121,3 +121,19 @@ def test_the_published_book_is_built_at_laptop_and_ci_runs_smoke():
     assert build["env"]["A2DKIT_SCALE"] == "laptop"
     assert any("book/build.py" in step.get("run", "") for step in build["steps"])
     assert "export A2DKIT_SCALE ?= smoke" in (ROOT / "Makefile").read_text()  # make test / CI
+
+
+def test_the_pages_workflow_caches_the_assets_where_the_kit_builds_them(monkeypatch, tmp_path):
+    from a2dkit.data.self_chat import SelfChatSettings, self_chat_dir
+
+    build = yaml.safe_load((ROOT / ".github" / "workflows" / "pages.yml").read_text())["jobs"]
+    build = build["build"]
+    caches = [step for step in build["steps"] if "actions/cache" in step.get("uses", "")]
+    cached = {step["with"]["path"] for step in caches}
+    cache = build["env"]["A2DKIT_CACHE"].replace("${{ github.workspace }}/", "")
+    assert cache == ".a2dkit-cache"
+    monkeypatch.setenv("A2DKIT_CACHE", str(tmp_path / cache))
+    settings = SelfChatSettings("HuggingFaceTB/SmolLM2-135M-Instruct")
+    where = self_chat_dir(settings).relative_to(tmp_path)
+    assert str(where.parent) in cached  # chapter 11's data survives between book builds
+    assert f"{cache}/smollm2-135m-instruct" in cached
