@@ -241,9 +241,11 @@ viz.show_source(recipes.RecipeMixin._complement)
 # `cfg.retention.max_length` tokens, for every row alike; logits are read right-shifted (the
 # converted head is its source's next-token head). This chapter trains
 # `cfg.retention.chapter_recipes` for `cfg.retention.chapter_algos`: plain and best for both
-# algorithms at `smoke`; BD3LM best alone at `laptop`, for the book's 90-minute budget on 2 cores
-# (BD3LM plain would add about 7 minutes, the MDLM pair about 37). The bench trains the rest
-# (`bench/bench_retention.py`) and the full table below has them all.
+# algorithms at `smoke`; at `laptop`, for the book's 90-minute budget on 2 cores, BD3LM alone
+# with layer-wise learning rates, the row of the laptop table whose answers agree most with the
+# source, at plain's cost (`best` trains three times as long, the MDLM pair would add about 37
+# minutes). The bench trains the rest (`bench/bench_retention.py`) and the full table below has
+# them all.
 # `best` is what the single rows of the laptop table chose (`book/results.md`): the joint AR
 # loss, complementary masking and layer-wise rates. Distillation and the growing block, alone,
 # did not help there at 60 steps.
@@ -331,23 +333,23 @@ else:
 # %% [markdown]
 # ## Side by side
 #
-# The same held-out prompts, answered by the source and by the BD3LM model of the best recipe.
+# The same held-out prompts, answered by the source and by the chapter's last BD3LM model.
 
 # %%
-best = ("bd3lm", r.chapter_recipes[-1])
-for prompt, ref, ans in list(zip(prompts, reference.texts, answers[best], strict=True))[:4]:
-    print(f"Q: {prompt}\n  source: {ref[:160]!r}\n  {best[1]:>6}: {ans[:160]!r}\n")
+shown = ("bd3lm", r.chapter_recipes[-1])
+for prompt, ref, ans in list(zip(prompts, reference.texts, answers[shown], strict=True))[:4]:
+    print(f"Q: {prompt}\n  source: {ref[:160]!r}\n  {shown[1]:>6}: {ans[:160]!r}\n")
 
 # %% [markdown]
 # And how it wrote one of them: the denoising viewer replays the BD3LM sampler, block by block.
 
 # %%
-model, tok = models[best]
+model, tok = models[shown]
 out = BD3LMSampler(model, tok).sample(
     compare.chat_inputs(tok, prompts[:1]), max_new_tokens=r.max_new_tokens,
     block_size=r.block_size, steps=r.max_new_tokens, temperature=0.0, return_history=True,
 )  # fmt: skip
-viewer = viz.DenoisingViewer(out, tok, title=f"BD3LM {best[1]}: a held-out prompt")
+viewer = viz.DenoisingViewer(out, tok, title=f"BD3LM {shown[1]}: a held-out prompt")
 viewer  # noqa: B018 (displays the widget)
 
 # %%
