@@ -126,7 +126,7 @@ _SMOKE = ScaleConfig(
         humaneval_limit=2,
         elbo_samples=2,
         recipes=EVERY_RECIPE,
-        chapter_recipes=("plain", "best"),
+        chapter_recipes=EVERY_RECIPE,
     ),  # fmt: skip
 )
 

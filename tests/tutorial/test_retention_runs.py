@@ -49,11 +49,11 @@ def test_best_combines_single_recipes_and_unknown_recipes_are_refused():
         retention.recipe_flags(cfg, "mdlm", "curriculum")
 
 
-def test_chapter_trains_both_algorithms_at_smoke_and_bd3lm_layer_lr_alone_at_laptop():
+def test_chapter_trains_every_recipe_at_smoke_and_bd3lm_layer_lr_alone_at_laptop():
     smoke, laptop = get_scale("smoke").retention, get_scale("laptop").retention
     assert smoke.chapter_algos == ("mdlm", "bd3lm")
     assert laptop.chapter_algos == ("bd3lm",)  # the 90-minute book; MDLM rows from the bench
-    assert smoke.chapter_recipes == ("plain", "best") and laptop.chapter_recipes == ("layer-lr",)
+    assert smoke.chapter_recipes == smoke.recipes and laptop.chapter_recipes == ("layer-lr",)
     for bad, match in [((), "non-empty subset"), (("mdlm", "ar"), "non-empty subset"),
                        (("mdlm",), "must include 'bd3lm'")]:  # fmt: skip
         with pytest.raises(ValueError, match=match):
