@@ -80,13 +80,10 @@ def _models(args, cfg):
     if args.model:
         return
     recipes = args.recipes.split(",") if args.recipes else cfg.retention.recipes
-    for algo in args.algos.split(","):
-        for recipe in recipes:
-            if algo not in retention.RECIPES[recipe].algos:
-                continue
-            model, tok = retention.train_recipe(cfg, algo, recipe)
-            seconds = retention.train_seconds(cfg, algo, recipe)
-            yield f"{algo} {recipe}", algo, recipe, model, tok, seconds
+    for algo, recipe in retention.table_rows(args.algos.split(","), recipes):
+        model, tok = retention.train_recipe(cfg, algo, recipe)
+        seconds = retention.train_seconds(cfg, algo, recipe)
+        yield f"{algo} {recipe}", algo, recipe, model, tok, seconds
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

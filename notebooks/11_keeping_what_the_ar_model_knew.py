@@ -251,8 +251,7 @@ viz.show_source(recipes.RecipeMixin._complement)
 # did not help there at 60 steps.
 
 # %%
-trained = [(algo, name) for algo in r.chapter_algos for name in r.chapter_recipes
-           if algo in retention.RECIPES[name].algos]  # fmt: skip
+trained = retention.table_rows(r.chapter_algos, r.chapter_recipes)  # each recipe for its algorithms
 for algo, name in trained:
     print(f"{algo} {name:>13}: {' '.join(retention.recipe_flags(cfg, algo, name))}")
 models = {(algo, name): retention.train_recipe(cfg, algo, name) for algo, name in trained}

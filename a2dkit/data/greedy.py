@@ -12,7 +12,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["answer_batches", "greedy_answers"]
+__all__ = ["BATCH_SIZE", "answer_batches", "greedy_answers"]
+
+# prompts per generate call: on 2 CPU cores 128 answer SmolLM2's prompts ~1.4x faster than 32
+BATCH_SIZE = 128
 
 
 def _stop_ids(model: Any, tokenizer: Any) -> list[int]:
@@ -78,7 +81,7 @@ def greedy_answers(
     prompts: Sequence[str],
     *,
     max_new_tokens: int = 64,
-    batch_size: int = 128,
+    batch_size: int = BATCH_SIZE,
 ) -> list[dict[str, Any]]:
     """The model's greedy answers to ``prompts`` (one user turn each, chat template applied):
     batched, left-padded HF ``generate``; an answer stops at EOS or the end of the turn.

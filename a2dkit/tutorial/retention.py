@@ -11,6 +11,7 @@ References: see ``RECIPES`` (one paper per recipe).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from a2dkit.training.checkpoints import FINAL
 from a2dkit.tutorial.runs import load_diffusion_model, load_source_model, run_dir
 from a2dkit.tutorial.scale_config import Algo, ScaleConfig
 
-__all__ = ["Recipe", "RECIPES", "recipe_flags", "self_chat_data", "train_recipe", "train_seconds"]
+__all__ = ["Recipe", "RECIPES", "recipe_flags", "self_chat_data", "table_rows", "train_recipe",
+           "train_seconds"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,11 @@ RECIPES: dict[str, Recipe] = {
 _BEST = ("joint-ar", "complementary", "layer-lr")
 RECIPES["best"] = Recipe(tuple(flag for name in _BEST for flag in RECIPES[name].flags),
                          " + ".join(_BEST))  # fmt: skip
+
+
+def table_rows(algos: Sequence[Algo], recipes: Sequence[str]) -> list[tuple[Algo, str]]:
+    """The table's (algo, recipe) rows: every recipe for each of ``algos`` it is for."""
+    return [(algo, name) for algo in algos for name in recipes if algo in RECIPES[name].algos]
 
 
 def recipe_flags(cfg: ScaleConfig, algo: Algo, recipe: str) -> list[str]:

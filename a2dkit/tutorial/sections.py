@@ -214,7 +214,7 @@ class Retention(Section):
     humaneval_limit: int  # HumanEval problems (0: skip)
     elbo_samples: int  # Monte-Carlo samples per held-out answer
     recipes: tuple[str, ...]  # the table's rows (a2dkit.tutorial.recipes.RECIPES)
-    chapter_recipes: tuple[str, ...]  # the ones chapter 11 trains itself (the last: side by side)
+    chapter_recipes: tuple[str, ...]  # the ones chapter 11 trains itself
     chapter_algos: tuple[Algo, ...] = ("mdlm", "bd3lm")  # and for which algorithms
 
     def __post_init__(self) -> None:

@@ -61,3 +61,12 @@ def test_chapter_trains_every_recipe_at_smoke_and_bd3lm_layer_lr_alone_at_laptop
     for bad in [(), ("plain", "magic")]:  # every chapter row is one of the bench's
         with pytest.raises(ValueError, match="chapter_recipes=.* must be a non-empty subset"):
             get_scale("smoke").replace(retention={"chapter_recipes": bad})
+
+
+def test_table_rows_pair_each_recipe_with_the_algorithms_it_is_for():
+    every = get_scale("smoke").retention.recipes
+    got = retention.table_rows(("mdlm", "bd3lm"), every)
+    assert len(got) == 19 and len(set(got)) == 19  # 11 recipes x 2, less 3 one-algorithm ones
+    assert ("mdlm", "curriculum") not in got and ("bd3lm", "curriculum") in got
+    assert ("bd3lm", "semi-ar") not in got and ("mdlm", "semi-ar") in got
+    assert retention.table_rows(("bd3lm",), ("layer-lr",)) == [("bd3lm", "layer-lr")]
