@@ -494,6 +494,46 @@ print(f"one-pass, drafts of {draft_length}: identical to the model's AR-mode gen
       f"(drafter {one_pass.drafter_forwards})")  # fmt: skip
 
 # %% [markdown]
+# What do the mask blocks read? The verified columns go into a *causal* cache: the prefix as the
+# AR model encodes it. BD3LM trains its blocks after a *block-causal* clean stream (chapter 5's
+# staircase: each clean block attends to itself bidirectionally), so a BD3LM checkpoint drafts
+# here under an attention it never trained with. TiDAR trains the clean half token-causally
+# instead (`--clean_stream causal`): then a block's training logits are exactly the ones
+# one-pass reads, and the joint AR loss comes from the same forward (the clean half's logits
+# are the AR mode's), so training costs one forward instead of two. Both staircases, and the
+# check in float64 on this model: block 1 of an 8-token sequence, fully masked.
+
+# %%
+from transformers import DynamicCache
+
+from a2dkit.diffusion import attention, blocks
+from a2dkit.samplers.one_pass import one_pass_layout
+
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
+for ax, causal_clean in zip(axes, (False, True), strict=True):
+    viz.plot_mask(attention.staircase_mask(8, 4, causal_clean=causal_clean), ax=ax, split=8,
+                  title=f"clean stream: {'causal (TiDAR)' if causal_clean else 'block (BD3LM)'}")
+plt.show()
+
+x = torch.tensor([spec_prompts[0][:8]])
+xt = torch.cat([x[:, :4], torch.full((1, 4), tokenizer.mask_token_id)], dim=1)
+with torch.no_grad():
+    cache = DynamicCache()
+    with causal_mode(model64):  # the verified prefix x_0..x_2, causal
+        model64(input_ids=x[:, :3], past_key_values=cache, use_cache=True)
+    layout, positions = one_pass_layout(past=3, verify=1, width=4)  # x_3, then 4 masks
+    drafted = model64(input_ids=xt[:, 3:], position_ids=positions, attention_mask=layout,
+                      past_key_values=cache, use_cache=True).logits[0, 1:]
+    gaps = {}
+    for causal_clean in (False, True):
+        ids, pos, mask = blocks.bd3lm_inputs(xt, x, 4, causal_clean)
+        trained = model64(input_ids=ids, position_ids=pos, attention_mask=mask).logits[0, 4:8]
+        gaps[causal_clean] = (drafted - trained).abs().max().item()
+print(f"one-pass pre-draft vs training logits, max |gap|: block-causal clean stream "
+      f"{gaps[False]:.1e}, causal clean stream {gaps[True]:.1e}")
+assert gaps[True] < 1e-9 < gaps[False], gaps
+
+# %% [markdown]
 # The same decoding runs from the command line (`sample --speculative source|self|one-pass
 # --draft_length 8`; several prompts are verified as one padded batch) and in lm-eval
 # (`--model_args ...,speculative=source`); `bench/bench_speculative.py` measures every mode

@@ -72,14 +72,16 @@ def naive_bd3lm_generate(
 
 
 @torch.no_grad()
-def trained_logits(model, canvas: torch.Tensor, algo: str, block_size: int,
-                   shift: bool, block_starts_only: bool = False) -> torch.Tensor:  # fmt: skip
+def trained_logits(model, canvas: torch.Tensor, algo: str, block_size: int, shift: bool,
+                   block_starts_only: bool = False,
+                   causal_clean: bool = False) -> torch.Tensor:  # fmt: skip
     """The logits the trainer scores canvas token i with, (T, V), for x_t = x_0 = ``canvas``.
 
     MDLM: the bidirectional forward of x_t. BD3LM: the ``[x_t ; x_0]`` staircase forward; a
     block's x_t only sees itself and the clean x_0 of earlier blocks, so x_0 = x_t is exact.
     ``shift``: as ``--right_shift_logits`` trains. ``block_starts_only`` (BD3LM, a negative
-    control) shifts at block starts only and reads the rest unshifted.
+    control) shifts at block starts only and reads the rest unshifted. ``causal_clean``: the
+    clean x_0 half token-causal (``--clean_stream causal``).
     """
     from a2dkit.diffusion import blocks, losses
 
@@ -87,7 +89,7 @@ def trained_logits(model, canvas: torch.Tensor, algo: str, block_size: int,
     if algo == "mdlm":
         logits = model(x).logits
         return (losses.shift_logits_right(logits) if shift else logits)[0]
-    ids, pos, mask = blocks.bd3lm_inputs(x, x, block_size)
+    ids, pos, mask = blocks.bd3lm_inputs(x, x, block_size, causal_clean)
     full = model(input_ids=ids, position_ids=pos, attention_mask=mask).logits  # (1, 2T, V)
     if not shift:
         return full[0, :length]

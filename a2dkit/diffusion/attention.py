@@ -105,57 +105,72 @@ def annealed_causal(
     return causal | extra
 
 
-def staircase_predicate(q, k, seq_len: int, block_size: int):
+def staircase_predicate(q, k, seq_len: int, block_size: int, causal_clean: bool = False):
     """The BD3LM training-mask predicate over ``[x_t ; x_0]`` (works on ints or index tensors).
 
-    Indices ``< seq_len`` are the noisy half x_t, the rest the clean half x_0.
+    Indices ``< seq_len`` are the noisy half x_t, the rest the clean half x_0. ``causal_clean``:
+    the clean stream is token-causal (TiDAR arXiv 2511.08923 §3: an AR model's prefix, whose
+    logits are its next-token predictions) instead of block-causal.
     """
     q_clean, k_clean = q >= seq_len, k >= seq_len
     q_block = (q % seq_len) // block_size
     k_block = (k % seq_len) // block_size
-    # BD3LM M_BD: block-diagonal, x_t sees its own noisy block and x_0 its own clean block
-    block_diagonal = (q_block == k_block) & (q_clean == k_clean)
+    # BD3LM M_BD: block-diagonal, x_t sees its own noisy block
+    noisy_diagonal = ~q_clean & ~k_clean & (q_block == k_block)
     # BD3LM M_OBC: x_t block b sees x_0 blocks < b (clean context of earlier blocks)
-    offset_block_causal = (q < seq_len) & k_clean & (q_block > k_block)
-    # BD3LM M_BC: x_0 block b sees x_0 blocks <= b (block-causal clean stream)
-    block_causal = q_clean & k_clean & (q_block >= k_block)
-    return block_diagonal | offset_block_causal | block_causal
+    offset_block_causal = ~q_clean & k_clean & (q_block > k_block)
+    if causal_clean:  # TiDAR: x_0 token i sees x_0 tokens <= i
+        clean = q_clean & k_clean & (k <= q)
+    else:  # BD3LM M_BC (with M_BD's clean diagonal): x_0 block b sees x_0 blocks <= b
+        clean = q_clean & k_clean & (q_block >= k_block)
+    return noisy_diagonal | offset_block_causal | clean
 
 
-def staircase_mask(seq_len: int, block_size: int, device: torch.device | str | None = None):
+def staircase_mask(
+    seq_len: int,
+    block_size: int,
+    device: torch.device | str | None = None,
+    causal_clean: bool = False,
+):
     """Dense BD3LM training mask over ``[x_t ; x_0]``.
 
     Args:
         seq_len: L, the length of each half.
         block_size: must divide ``seq_len``.
+        causal_clean: a token-causal clean stream (TiDAR) instead of a block-causal one.
 
     Returns:
-        (2L, 2L) bool mask with ``L * (L + block_size)`` True entries.
+        (2L, 2L) bool mask with ``L * (L + block_size)`` True entries (a causal clean stream:
+        ``L * (L + (block_size + 1) / 2)``).
     """
     _check_block_size(seq_len, block_size)
     idx = torch.arange(2 * seq_len, device=device)
-    return staircase_predicate(idx[:, None], idx[None, :], seq_len, block_size)  # (2L, 2L)
+    return staircase_predicate(idx[:, None], idx[None, :], seq_len, block_size,
+                               causal_clean)  # fmt: skip
 
 
-def staircase_mask_mod(seq_len: int, block_size: int) -> Callable:
+def staircase_mask_mod(seq_len: int, block_size: int, causal_clean: bool = False) -> Callable:
     """FlexAttention ``mask_mod(b, h, q_idx, kv_idx)``: the predicate of ``staircase_mask``."""
     _check_block_size(seq_len, block_size)
 
     def mask_mod(b, h, q_idx, kv_idx):
-        return staircase_predicate(q_idx, kv_idx, seq_len, block_size)
+        return staircase_predicate(q_idx, kv_idx, seq_len, block_size, causal_clean)
 
     return mask_mod
 
 
-def staircase_block_mask(seq_len: int, block_size: int, keys: torch.Tensor | None, device=None):
+def staircase_block_mask(
+    seq_len: int, block_size: int, keys: torch.Tensor | None, device=None, causal_clean=False
+):
     """FlexAttention ``BlockMask`` of the staircase over ``[x_t ; x_0]`` (2L), pads never keys.
 
     Args:
         keys: (B, 2L) bool, False for padded keys; None when nothing is padded.
+        causal_clean: a token-causal clean stream (TiDAR), as ``staircase_mask``.
     """
     from torch.nn.attention.flex_attention import create_block_mask
 
-    staircase = staircase_mask_mod(seq_len, block_size)
+    staircase = staircase_mask_mod(seq_len, block_size, causal_clean)
     if keys is None:
         mask_mod = staircase
     else:

@@ -64,7 +64,7 @@ def _check_bd3lm_shapes(xt: torch.Tensor, x0: torch.Tensor, block_size: int) -> 
 
 
 def bd3lm_inputs(
-    xt: torch.Tensor, x0: torch.Tensor, block_size: int
+    xt: torch.Tensor, x0: torch.Tensor, block_size: int, causal_clean: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Build the vectorized BD3LM training input: one forward pass over ``[x_t ; x_0]``.
 
@@ -72,6 +72,7 @@ def bd3lm_inputs(
         xt: (B, L) long, noised ids.
         x0: (B, L) long, clean ids.
         block_size: tokens per block; must divide L.
+        causal_clean: the clean half token-causal (TiDAR; its logits are the AR mode's).
 
     Returns:
         input_ids: (B, 2L) long, ``cat([xt, x0], dim=1)``.
@@ -84,7 +85,7 @@ def bd3lm_inputs(
     input_ids = torch.cat([xt, x0], dim=1)  # (B, 2L)
     pos = torch.arange(seq_len, device=xt.device)  # (L,)
     position_ids = torch.cat([pos, pos]).expand(batch, -1).contiguous()  # (B, 2L)
-    mask = attention.staircase_mask(seq_len, block_size, device=xt.device)  # (2L, 2L)
+    mask = attention.staircase_mask(seq_len, block_size, xt.device, causal_clean)  # (2L, 2L)
     return input_ids, position_ids, mask[None, None]  # ..., (1, 1, 2L, 2L)
 
 

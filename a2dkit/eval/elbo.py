@@ -17,7 +17,7 @@ from a2dkit.diffusion.attention import padding_position_ids
 from a2dkit.diffusion.blocks import pad_to_blocks
 from a2dkit.diffusion.schedules import Schedule, make_schedule
 from a2dkit.models import conventions
-from a2dkit.models.conventions import trained_shift
+from a2dkit.models.conventions import causal_clean_stream, trained_shift
 
 __all__ = ["ESTIMATORS", "ELBOResult", "sample_masks", "mdlm_elbo", "bd3lm_elbo"]
 
@@ -107,7 +107,9 @@ def _forward_logits(model, xt, x0, valid, block_size: int | None, shift: bool) -
         mask = None if bool(valid.all()) else valid[None].expand(n, -1).long()  # (S, L)
         logits = model(input_ids=xt, attention_mask=mask).logits
         return losses.shift_logits_right(logits) if shift else logits
-    ids, _, mask = blocks.bd3lm_inputs(xt, x0[None].expand(n, -1), block_size)  # (S, 2L)
+    ids, _, mask = blocks.bd3lm_inputs(
+        xt, x0[None].expand(n, -1), block_size, causal_clean_stream(model)
+    )  # (S, 2L), as trained
     # BD3LM §3: x_t block b sees itself and clean x_0 blocks < b; pads are never keys
     keys = valid.repeat(2)[None, None, None, :]  # (1, 1, 1, 2L)
     pos = padding_position_ids(valid[None]).repeat(n, 2)  # (S, 2L)

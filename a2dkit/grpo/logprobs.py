@@ -17,6 +17,7 @@ import torch
 from a2dkit.diffusion.attention import padding_position_ids
 from a2dkit.diffusion.blocks import bd3lm_inputs, block_padding, pad_to_blocks
 from a2dkit.diffusion.denoise import guide
+from a2dkit.models.conventions import causal_clean_stream
 
 __all__ = [
     "check_p_mask_prompt",
@@ -168,7 +169,8 @@ def bd3lm_completion_logits(
         prompt_cols = valid & ~completion_cols
         x0 = torch.cat([x0, _uncond(x0, prompt_cols, mask_id)])
         xt, valid = torch.cat([xt, _uncond(xt, prompt_cols, mask_id)]), valid.repeat(2, 1)
-    ids, _, mask = bd3lm_inputs(xt, x0, block_size)  # (B', 2L), -, (1, 1, 2L, 2L)
+    causal = causal_clean_stream(model)  # the clean stream as the model was trained
+    ids, _, mask = bd3lm_inputs(xt, x0, block_size, causal)  # (B', 2L), -, (1, 1, 2L, 2L)
     pos = padding_position_ids(valid)  # (B', L): positions skip the left padding
     keys = valid.repeat(1, 2)  # (B', 2L): pads are never keys
     keep = torch.arange(start, start + logits_to_keep, device=ids.device)  # completion of x_t

@@ -7,8 +7,10 @@ References: MDLM arXiv 2406.07524; BD3LM arXiv 2503.09573; dLLM A2D (model_type 
 """
 
 from a2dkit.models.conventions import (
+    CLEAN_STREAMS,
     MASK_TOKEN,
     MASKABLE_ATTENTION,
+    causal_clean_stream,
     check_attention_implementation,
     mask_token_id,
     trained_shift,
@@ -19,12 +21,14 @@ from a2dkit.models.loading import load_config, load_tokenizer
 from a2dkit.models.registry import register, register_all, to_a2d_model
 
 __all__ = [
+    "CLEAN_STREAMS",
     "MASK_TOKEN",
     "MASKABLE_ATTENTION",
     "A2DCache",
     "A2DForwardMixin",
     "UnsupportedModelError",
     "a2d_cache",
+    "causal_clean_stream",
     "causal_mode",
     "check_attention_implementation",
     "load_config",

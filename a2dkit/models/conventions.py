@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["MASK_TOKEN", "MASKABLE_ATTENTION", "check_attention_implementation", "mask_token_id",
-           "trained_shift"]  # fmt: skip
+__all__ = ["CLEAN_STREAMS", "MASK_TOKEN", "MASKABLE_ATTENTION", "check_attention_implementation",
+           "causal_clean_stream", "mask_token_id", "trained_shift"]  # fmt: skip
 
 MASK_TOKEN = "<|mask|>"  # the token conversion adds (dLLM's name)
+
+# how a BD3LM checkpoint's clean prefix attends: BD3LM's block-causal, or TiDAR's token-causal
+CLEAN_STREAMS = ("block", "causal")
 
 # attention back-ends that can honour an arbitrary (bidirectional / staircase) mask
 MASKABLE_ATTENTION = ("sdpa", "eager", "flex_attention")
@@ -34,6 +37,19 @@ def trained_shift(model: torch.nn.Module) -> bool:
     conversion, dLLM's releases) predicts token i at position i.
     """
     return bool(getattr(model.config, "right_shift_logits", False))
+
+
+def causal_clean_stream(model: torch.nn.Module) -> bool:
+    """Whether a BD3LM checkpoint was trained with a token-causal clean stream (``--clean_stream
+    causal``, TiDAR arXiv 2511.08923 §3), so its prefix is encoded causally wherever it is read.
+
+    The trainer records ``config.a2d_clean_stream``; a checkpoint without it is BD3LM's
+    block-causal one. An unknown value is refused rather than read as either.
+    """
+    stream = getattr(model.config, "a2d_clean_stream", "block")
+    if stream not in CLEAN_STREAMS:
+        raise ValueError(f"config.a2d_clean_stream={stream!r} is not valid; one of {CLEAN_STREAMS}")
+    return stream == "causal"
 
 
 def mask_token_id(model: torch.nn.Module, tokenizer=None) -> int:

@@ -15,6 +15,7 @@ import torch
 from a2dkit.diffusion.attention import block_causal_mask
 from a2dkit.diffusion.blocks import block_padding
 from a2dkit.diffusion.denoise import guide
+from a2dkit.models.conventions import causal_clean_stream
 from a2dkit.models.forward import a2d_cache
 from a2dkit.samplers.base import BaseSampler, Canvas, SamplerConfig, SamplerOutput, head_logits
 
@@ -103,8 +104,10 @@ class BD3LMSampler(BaseSampler):
         x, valid, pos = self._batch(c, config)
         if not keep and config.kv_cache == "card":
             cache = copy.deepcopy(cache)  # the card copies the whole cache at every step
-        # BD3LM §3: block b attends to blocks < b and bidirectionally within itself
-        mask = block_causal_mask(valid[:, :e], config.block_size)[:, :, s:e]  # (B', 1, L, e)
+        # BD3LM §3: block b attends to blocks < b and bidirectionally within itself; a cache
+        # write of a model trained with a causal clean stream (TiDAR) encodes the block causally
+        size = 1 if keep and causal_clean_stream(self.model) else config.block_size
+        mask = block_causal_mask(valid[:, :e], size)[:, :, s:e]  # (B', 1, L, e)
         # a cache write keeps its last column; a step all columns, or right-shifted all but the
         # last (column i predicts token i + 1; the block's first token reads ``last``)
         first, stop = (e - s - 1, e - s) if keep else (0, e - s - int(config.right_shift_logits))

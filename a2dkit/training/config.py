@@ -15,7 +15,11 @@ from a2dkit._env import MODEL_DTYPES, check_choice
 from a2dkit.diffusion.curriculum import PRESETS
 from a2dkit.diffusion.losses import LOSS_WEIGHT_TYPES, NORM_TYPES
 from a2dkit.diffusion.schedules import SCHEDULES
-from a2dkit.models.conventions import MASKABLE_ATTENTION, check_attention_implementation
+from a2dkit.models.conventions import (
+    CLEAN_STREAMS,
+    MASKABLE_ATTENTION,
+    check_attention_implementation,
+)
 from a2dkit.training import checkpoints
 from a2dkit.training.optim import parse_lr_multipliers
 
@@ -235,8 +239,15 @@ class BD3LMConfig(MDLMConfig):
         metadata={"help": "block-size curriculum: 'SIZE:END_STEP,...,SIZE', 'grow' or 'wsd' "
                   "(LLaDA2.0); each size must divide max_length"},
     )  # fmt: skip
+    # TiDAR arXiv 2511.08923 §3: the clean prefix as an AR model reads it (what one-pass drafts on)
+    clean_stream: str = field(
+        default="block",
+        metadata={"help": f"attention of the clean x_0 half: {CLEAN_STREAMS} ('block': BD3LM's "
+                  "block-causal; 'causal': token-causal, TiDAR's, and the joint AR loss reads it)"},
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
+        check_choice("clean_stream", self.clean_stream, CLEAN_STREAMS)
         if self.semi_ar_block_size or self.semi_ar_block_schedule:
             raise ValueError(
                 f"semi_ar_block_size={self.semi_ar_block_size} / semi_ar_block_schedule="

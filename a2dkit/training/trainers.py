@@ -158,7 +158,8 @@ class MDLMTrainer(RecipeMixin, ResumableTrainerMixin, Trainer):
         # === 3. Model inputs: MDLM x_t; BD3LM [x_t ; x_0] + staircase mask ===
         model_inputs = self._model_inputs(xt, x0, attention_mask)
         # === 4. Forward pass: x_t fills the first L positions of either input ===
-        logits = self._scored_logits(model(**model_inputs).logits, x0.shape[1])  # (B, L, V)
+        out = model(**model_inputs).logits
+        logits = self._scored_logits(out, x0.shape[1])  # (B, L, V)
         # === 5. NELBO: weighted CE on masked tokens / the optimizer step's denominator ===
         loss = losses.mdlm_loss(
             logits,
@@ -172,9 +173,12 @@ class MDLMTrainer(RecipeMixin, ResumableTrainerMixin, Trainer):
         )
         # === 5b. Joint AR + diffusion loss: + α · causal next-token CE of the same weights ===
         if self.args.ar_loss_weight:
-            rows = len(labels)
-            mask = None if attention_mask is None else attention_mask[:rows]
-            ar = self._ar_nll(model, x0[:rows], labels, mask)
+            rows, clean = len(labels), self._causal_clean_logits(out, x0.shape[1])
+            if clean is not None:  # TiDAR: the causal clean half of this forward is the AR mode
+                ar = losses.next_token_nll(clean[:rows], labels)
+            else:
+                mask = None if attention_mask is None else attention_mask[:rows]
+                ar = self._ar_nll(model, x0[:rows], labels, mask)
             loss = loss + self.args.ar_loss_weight * ar / denominator  # normalised like the NELBO
         # === 5c. Distillation: + β · KL(source AR || model) where the prefix is clean ===
         if self.args.distill_weight:
@@ -195,6 +199,11 @@ class MDLMTrainer(RecipeMixin, ResumableTrainerMixin, Trainer):
         position_ids = attention.padding_position_ids(valid)  # (B, L)
         logits = model(input_ids=x0, attention_mask=causal, position_ids=position_ids).logits
         return losses.next_token_nll(logits, labels)
+
+    def _causal_clean_logits(self, logits: torch.Tensor, seq_len: int) -> torch.Tensor | None:
+        """(B, L, V) causal next-token logits the forward already computed, or None (MDLM: none;
+        its AR loss runs a causal forward of its own)."""
+        return None
 
     def _scored_logits(self, logits: torch.Tensor, seq_len: int) -> torch.Tensor:
         """(B, L, V) logits that score x_t token i: column i, or i - 1 when right-shifted."""
@@ -244,6 +253,8 @@ class BD3LMTrainer(MDLMTrainer):
                 f"block_size_schedule={self.args.block_size_schedule!r}: pass block_schedule="
                 "diffusion.curriculum.parse_block_schedule(...) (it needs the data's max_length)"
             )
+        # samplers and ELBOs encode the prefix as it was trained (models.causal_clean_stream)
+        self.model.config.a2d_clean_stream = self.args.clean_stream
         # flash attention is causal-only: it cannot apply the staircase mask
         check_attention_implementation(self.model.config._attn_implementation)
         flex = self.model.config._attn_implementation == "flex_attention"
@@ -254,6 +265,7 @@ class BD3LMTrainer(MDLMTrainer):
     def _recipe(self) -> dict:
         schedule = self.block_schedule
         return super()._recipe() | {
+            "clean_stream": getattr(self.args, "clean_stream", "block"),
             "block_size_schedule": schedule.to_list() if schedule else None,
             "block_size": schedule.final if schedule else getattr(self.args, "block_size", None),
         }
@@ -272,30 +284,44 @@ class BD3LMTrainer(MDLMTrainer):
         self, xt: torch.Tensor, x0: torch.Tensor, attention_mask: torch.Tensor | None
     ) -> dict[str, Any]:
         """BD3LM: ``[x_t ; x_0]`` (B, 2L), positions ``[0..L-1, 0..L-1]``, staircase mask."""
-        bs, seq_len = self.block_size, xt.shape[1]
-        input_ids, position_ids, mask = blocks.bd3lm_inputs(xt, x0, bs)
+        bs, seq_len, causal = self.block_size, xt.shape[1], self.args.clean_stream == "causal"
+        input_ids, position_ids, mask = blocks.bd3lm_inputs(xt, x0, bs, causal)
         keys = None if attention_mask is None else attention_mask.bool().repeat(1, 2)  # (B, 2L)
         if self.model.config._attn_implementation == "flex_attention":
-            mask = attention.staircase_block_mask(seq_len, bs, keys, xt.device)
+            mask = attention.staircase_block_mask(seq_len, bs, keys, xt.device, causal)
         elif keys is not None:
             mask = mask & keys[:, None, None, :]  # (B, 1, 2L, 2L): pads are never keys
         if self._anneal_ratio() < 1:  # DiffuLLaMA: x_t attends its own block causally + random
             noisy = torch.ones(2 * seq_len, 2 * seq_len, dtype=torch.bool, device=xt.device)
             noisy[:seq_len, :seq_len] = self._annealed(seq_len, xt.device)
             mask = mask & noisy
-        # only x_t is scored: skip the LM head on the x_0 half (right shift: but its block ends)
+        # only x_t is scored: skip the LM head on the x_0 half (right shift: but its block ends),
+        # unless the causal clean half gives the joint AR loss (every column kept: 0)
         keep = (
-            blocks.bd3lm_shift_columns(seq_len, bs, xt.device)
+            0
+            if self._reads_clean_half()
+            else blocks.bd3lm_shift_columns(seq_len, bs, xt.device)
             if self.args.right_shift_logits
             else torch.arange(seq_len, device=xt.device)
         )  # (L,) or (L + L / bs - 1,)
         return {"input_ids": input_ids, "position_ids": position_ids, "attention_mask": mask,
                 "logits_to_keep": keep}  # fmt: skip
 
+    def _reads_clean_half(self) -> bool:
+        """TiDAR: with a causal clean stream the joint AR loss reads the x_0 half's logits."""
+        return self.args.clean_stream == "causal" and self.args.ar_loss_weight > 0
+
+    def _causal_clean_logits(self, logits: torch.Tensor, seq_len: int) -> torch.Tensor | None:
+        """The x_0 half's logits when it is token-causal: exactly a causal forward of x_0 (both
+        halves have positions 0..L-1; batches are right-padded, pads never keys)."""
+        return logits[:, seq_len:] if self._reads_clean_half() else None
+
     def _scored_logits(self, logits: torch.Tensor, seq_len: int) -> torch.Tensor:
         """Right shift reads the clean x_0 column before each block, as the block sampler does."""
         if not self.args.right_shift_logits:
             return logits[:, :seq_len]
+        if self._reads_clean_half():  # every column was kept: select the shifted ones
+            logits = logits[:, blocks.bd3lm_shift_columns(seq_len, self.block_size, logits.device)]
         return blocks.bd3lm_shift_logits_right(logits, seq_len, self.block_size)
 
 

@@ -30,6 +30,8 @@ MISSING = "/no/such/a2d-model"
         ("mdlm", ["--distill_weight", "-1"], r"distill_weight=-1.0 must be a finite number >= 0"),
         ("mdlm", ["--position_mask_strength", "nan"], r"position_mask_strength=nan must be"),
         ("bd3lm", ["--full_mask_prob", "1.5"], r"full_mask_prob=1.5 must lie in \[0, 1\]"),
+        ("bd3lm", ["--clean_stream", "tidar"],
+         r"clean_stream='tidar' is not valid; choose one of \['block', 'causal'\]"),
         ("mdlm", ["--semi_ar_block_schedule", "grow"], r"needs --semi_ar_block_size > 0"),
         ("mdlm", ["--semi_ar_block_size", "-2"], r"semi_ar_block_size=-2 must be an integer"),
         ("mdlm", ["--semi_ar_block_size", "8", "--semi_ar_block_schedule", "3:2,8"],
@@ -108,7 +110,7 @@ def test_every_recipe_trains_through_the_cli_with_the_manifests_source(models, t
              "2", "--position_mask_strength", "0.5", "--complementary_masking", "True",
              "--lr_multipliers", "mlp=0.5", "--full_mask_prob", "0.5"]  # fmt: skip
     if algo == "bd3lm":
-        flags += ["--block_size", "8", "--block_size_schedule", "grow"]
+        flags += ["--block_size", "8", "--block_size_schedule", "grow", "--clean_stream", "causal"]
     else:  # the AR source with a growing semi-AR block, the converted one with a constant one
         flags += ["--semi_ar_block_size", "8"]
     for model in (models["ar"], str(tmp_path / "a2d")):
@@ -122,6 +124,7 @@ def test_every_recipe_trains_through_the_cli_with_the_manifests_source(models, t
         assert saved["a2d_recipe"]["full_mask_prob"] == 0.5
         if algo == "bd3lm":
             assert saved["a2d_recipe"]["block_size_schedule"][0] == [1, 1]
+            assert saved["a2d_clean_stream"] == saved["a2d_recipe"]["clean_stream"] == "causal"
         else:
             growing = model == models["ar"]
             assert saved["a2d_recipe"]["semi_ar_block_schedule"][0] == ([1, 1] if growing

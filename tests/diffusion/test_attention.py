@@ -40,6 +40,21 @@ def test_staircase_mask_matches_loop_reference(seq_len, block_size):
     assert mask.sum().item() == seq_len * (seq_len + block_size)
 
 
+@pytest.mark.parametrize("seq_len, block_size", [(4, 1), (4, 2), (8, 2), (8, 8), (12, 4), (6, 3)])
+def test_a_causal_clean_stream_changes_only_the_clean_half(seq_len, block_size):
+    """TiDAR's staircase: x_0 token-causal; x_t's rows (own block, earlier clean ones) as BD3LM."""
+    mask = attention.staircase_mask(seq_len, block_size, causal_clean=True)
+    block = attention.staircase_mask(seq_len, block_size)
+    tril = torch.tril(torch.ones(seq_len, seq_len, dtype=torch.bool))
+    assert torch.equal(mask[seq_len:, seq_len:], tril) and not mask[seq_len:, :seq_len].any()
+    assert torch.equal(mask[:seq_len], block[:seq_len])
+    assert mask.sum().item() * 2 == seq_len * (2 * seq_len + block_size + 1)
+    assert torch.equal(mask, block) == (block_size == 1)  # control: differs once blocks are > 1
+    flex = attention.staircase_mask_mod(seq_len, block_size, causal_clean=True)
+    idx = torch.arange(2 * seq_len)
+    assert torch.equal(flex(0, 0, idx[:, None], idx[None, :]), mask)
+
+
 def test_staircase_mask_rows_for_length_4_block_2():
     rows = ["11000000", "11000000", "00111100", "00111100"]
     rows += ["00001100", "00001100", "00001111", "00001111"]

@@ -43,7 +43,8 @@ def _coeff_time(k: int, n: int, eps: float) -> float:
 
 
 @torch.no_grad()
-def _exact_block(model, prefix, block, targets, mask_id, block_size, coeff) -> float:
+def _exact_block(model, prefix, block, targets, mask_id, block_size, coeff,
+                 causal_clean=False) -> float:  # fmt: skip
     """-Σ_S coeff(|S|) Σ_{i∈S} CE_i for one block, noised block after the clean ``prefix``.
 
     The model sees ``prefix + noised block`` under a hand-built block-causal mask (the sampling
@@ -56,7 +57,11 @@ def _exact_block(model, prefix, block, targets, mask_id, block_size, coeff) -> f
     for row, s in enumerate(subsets):
         xt[row, [start + i for i in s]] = mask_id
     blk = torch.arange(len(x)) // block_size
-    attend = (blk[None, :] <= blk[:, None])[None, None].expand(len(subsets), 1, -1, -1)
+    attend = blk[None, :] <= blk[:, None]  # (L, L)
+    if causal_clean:  # --clean_stream causal: the clean prefix token-causal
+        idx = torch.arange(len(x))
+        attend = torch.where((idx < start)[:, None], idx[None, :] <= idx[:, None], attend)
+    attend = attend[None, None].expand(len(subsets), 1, -1, -1)
     logp = model(xt, attention_mask=attend).logits.double().log_softmax(-1)  # (S, L, V)
     total = 0.0
     for row, s in enumerate(subsets):
@@ -65,7 +70,8 @@ def _exact_block(model, prefix, block, targets, mask_id, block_size, coeff) -> f
     return -total
 
 
-def _exact(model, seq, prompt_len, mask_id, block_size=None, coeff=_coeff_count) -> float:
+def _exact(model, seq, prompt_len, mask_id, block_size=None, coeff=_coeff_count,
+           causal_clean=False) -> float:  # fmt: skip
     """Exact ELBO: sum over blocks (one block spanning everything for MDLM)."""
     block_size = block_size or len(seq)
     total = 0.0
@@ -73,7 +79,8 @@ def _exact(model, seq, prompt_len, mask_id, block_size=None, coeff=_coeff_count)
         block = seq[s : s + block_size]
         targets = [i for i in range(len(block)) if s + i >= prompt_len]
         if targets:
-            total += _exact_block(model, seq[:s], block, targets, mask_id, block_size, coeff)
+            total += _exact_block(model, seq[:s], block, targets, mask_id, block_size, coeff,
+                                  causal_clean)  # fmt: skip
     return total
 
 
@@ -108,6 +115,25 @@ def test_estimate_is_unbiased_within_4_stderr_of_exact_bound(model, block_size, 
     res = _estimate(model, SEQ, 3, block_size, mc_num=256, estimator=estimator, eps=eps)
     assert res.stderr > 0
     assert abs(res.mean.item() - exact) <= 4 * res.stderr.item()
+
+
+def test_a_causal_clean_stream_checkpoint_is_scored_as_it_was_trained(model):
+    """config.a2d_clean_stream = "causal" (``--clean_stream causal``): the BD3LM ELBO encodes the
+    clean prefix token-causally: within 4 standard errors of that exact bound, and, paired with
+    BD3LM's on the same mask draws, off from it by the exact bounds' difference (the control)."""
+    mask_id = model.config.mask_token_id
+    exact = _exact(model, SEQ, 3, mask_id, 3, causal_clean=True)
+    block = _exact(model, SEQ, 3, mask_id, 3)
+    model.config.a2d_clean_stream = "causal"
+    try:
+        res = _estimate(model, SEQ, 3, 3, mc_num=256)
+    finally:
+        del model.config.a2d_clean_stream
+    assert abs(res.mean.item() - exact) <= 4 * res.stderr.item()
+    paired = res.samples - _estimate(model, SEQ, 3, 3, mc_num=256).samples  # same draws
+    err = (paired.std() / len(paired) ** 0.5).item()
+    assert abs(paired.mean().item() - (exact - block)) <= 4 * err
+    assert abs(exact - block) > 8 * err  # the two clean streams are told apart
 
 
 @pytest.mark.parametrize("block_size", [None, 2])

@@ -79,8 +79,9 @@ def test_prompt_masking_changes_the_mdlm_estimate(a2d):
     assert (run(0.0) - run(0.9)).abs().max() > 1e-6  # negative control: the mask is applied
 
 
-def _bd3lm_direct(model, tok, prompt, completion, masked_prompt):
-    """Per block b: the block sampler's first step, without a cache: [pad, q', o^{<b}, mask^b]."""
+def _bd3lm_direct(model, tok, prompt, completion, masked_prompt, causal_clean=False):
+    """Per block b: the block sampler's first step, without a cache: [pad, q', o^{<b}, mask^b]
+    (``causal_clean``: the clean prefix token-causal, as ``--clean_stream causal`` trains)."""
     q = [tok.mask_token_id if m else t for t, m in zip(prompt, masked_prompt, strict=True)]
     pad = (-len(q)) % BS
     rows = []
@@ -90,6 +91,9 @@ def _bd3lm_direct(model, tok, prompt, completion, masked_prompt):
         valid = torch.ones_like(x, dtype=torch.bool)
         valid[0, :pad] = False
         attn = block_causal_mask(valid, BS)
+        if causal_clean:
+            clean = torch.arange(x.shape[1]) < x.shape[1] - BS  # (L,) all but the masked block
+            attn = torch.where(clean[:, None], block_causal_mask(valid, 1), attn)
         logits = model(x, attention_mask=attn, position_ids=padding_position_ids(valid)).logits
         logp = torch.log_softmax(logits[0, -BS:][: len(block)], -1)
         rows.append(logp.gather(-1, torch.tensor(block)[:, None]).squeeze(-1))
@@ -109,6 +113,24 @@ def test_bd3lm_logprobs_equal_the_block_by_block_computation(a2d, p_mask_prompt)
                                       p_mask_prompt)[0].tolist()  # fmt: skip
         torch.testing.assert_close(got[b], _bd3lm_direct(model, tok, p, c, masked), atol=1e-10,
                                    rtol=0)  # fmt: skip
+
+
+def test_a_causal_clean_stream_checkpoint_is_scored_as_it_was_trained(a2d):
+    """config.a2d_clean_stream = "causal": the clean prompt and earlier blocks are token-causal."""
+    model, tok = a2d
+    prompts, completions, ids, mask = _batch(tok.pad_token_id)
+    seeds = torch.tensor([5, 6])
+    model.config.a2d_clean_stream = "causal"
+    try:
+        logits = logprobs.bd3lm_completion_logits(model, ids, mask, 5, tok.mask_token_id, seeds, BS)
+    finally:
+        del model.config.a2d_clean_stream
+    got = logprobs.token_logprobs(logits, ids[:, -5:])
+    for b, (p, c) in enumerate(zip(prompts, completions, strict=True)):
+        unmasked = [False] * len(p)
+        want = _bd3lm_direct(model, tok, p, c, unmasked, causal_clean=True)
+        torch.testing.assert_close(got[b], want, atol=1e-10, rtol=0)
+        assert (got[b] - _bd3lm_direct(model, tok, p, c, unmasked)).abs().max() > 1e-8  # control
 
 
 def test_bd3lm_with_one_block_covering_the_completion_differs_from_mdlm_only_by_context(a2d):

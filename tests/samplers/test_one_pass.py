@@ -9,8 +9,10 @@ import copy
 import pytest
 import torch
 from conftest import make_tiny_ar
+from transformers import DynamicCache
 
 from a2dkit import convert
+from a2dkit.diffusion import blocks
 from a2dkit.models import causal_mode
 from a2dkit.samplers import one_pass
 from a2dkit.samplers.one_pass import one_pass_layout, one_pass_self_decode
@@ -49,6 +51,28 @@ def test_the_mask_is_causal_for_the_verifying_rows_and_one_block_per_prefix():
     assert m[4] == m[5] == [1, 1, 1, 1, 0, 0, 1, 1]  # block 1: cache, pending token, d_1, itself
     assert positions.tolist() == [[2, 3, 3, 4, 4, 5]]  # block a sits right after d_a
     assert one_pass_layout(2, 3, 0)[0].shape == (1, 1, 3, 5)  # no next draft: the causal rows alone
+
+
+@pytest.mark.parametrize("causal_clean", [True, False])
+@torch.no_grad()
+def test_a_pre_draft_reads_what_a_causal_clean_stream_trains(models, causal_clean):
+    """The trainer's x_t logits of a fully masked block ([x_t ; x_0], ``--clean_stream causal``)
+    are one-pass's pre-draft logits of that block after the same prefix (float64): TiDAR's recipe
+    trains exactly what one-pass reads; BD3LM's block-causal x_0 half does not (control)."""
+    _, model, mask_id = models
+    x = torch.tensor([[5, 17, 42, 8, 99, 23, 61, 7]])  # L = 8, blocks of 4: block 1 masked
+    xt = torch.cat([x[:, :4], torch.full((1, 4), mask_id)], dim=1)
+    ids, pos, mask = blocks.bd3lm_inputs(xt, x, 4, causal_clean)
+    trained = model(input_ids=ids, position_ids=pos, attention_mask=mask).logits[0, 4:8]
+    cache = DynamicCache()
+    with causal_mode(model):
+        model(input_ids=x[:, :3], past_key_values=cache, use_cache=True)
+    layout, positions = one_pass_layout(past=3, verify=1, width=4)  # pending x_3, one block
+    drafted = model(input_ids=torch.tensor([[x[0, 3].item()] + [mask_id] * 4]),
+                    position_ids=positions, past_key_values=cache, use_cache=True,
+                    attention_mask=layout).logits[0, 1:]  # fmt: skip
+    gap = (drafted - trained).abs().max().item()
+    assert gap < 1e-12 if causal_clean else gap > 1e-8  # float64: 1e-16 against 5e-5
 
 
 @pytest.mark.parametrize("shift", [False, True])

@@ -587,3 +587,29 @@ def test_every_greedy_step_reads_the_logits_the_trainer_scores(a2d, algo, shift)
     assert off(shift=not shift) > 0
     if algo == "bd3lm" and shift:
         assert off(block_starts_only=True) > 0
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_a_causal_clean_stream_checkpoint_samples_as_it_was_trained(a2d, shift):
+    """A checkpoint trained with ``--clean_stream causal`` (config.a2d_clean_stream) has its
+    prefix, prompt included, encoded token-causally by the cached sampler, as the trainer's
+    causal x_0 half: every greedy step matches that trainer's logits (float64), not BD3LM's."""
+    model, tok = copy.deepcopy(a2d("qwen3", seed=1))
+    model.double().config.a2d_clean_stream = "causal"
+    prompt, bs = encode(tok, PROMPTS[2], 8), 4
+    out = BD3LMSampler(model, tok).sample(
+        [prompt], max_new_tokens=12, block_size=bs, steps=12, right_shift_logits=shift,
+        suppress_tokens=[tok.eos_token_id], return_history=True,
+    )  # fmt: skip
+    assert len(out.history) == 13  # one token per step
+
+    def off(causal_clean: bool) -> int:
+        ref = functools.partial(trained_logits, model, algo="bd3lm", block_size=bs, shift=shift,
+                                causal_clean=causal_clean)  # fmt: skip
+        return steps_off_reference(out.history, ref, tok.mask_token_id, bs)
+
+    assert off(causal_clean=True) == 0
+    assert off(causal_clean=False) > 0  # control: the block-causal prefix reads otherwise
+    model.config.a2d_clean_stream = "sideways"
+    with pytest.raises(ValueError, match="a2d_clean_stream='sideways'.*'block', 'causal'"):
+        BD3LMSampler(model, tok).sample([prompt], max_new_tokens=4, block_size=bs, steps=4)

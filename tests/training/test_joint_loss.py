@@ -50,6 +50,38 @@ def test_the_ar_term_is_the_source_models_next_token_loss(pair, tmp_path, algo):
     assert abs(added.item()) > 1e-3  # control: the term is not vacuous
 
 
+def test_a_causal_clean_stream_gives_the_ar_term_from_the_same_forward(pair, tmp_path):
+    """``--clean_stream causal`` (TiDAR): the x_0 half is token-causal, so the AR term is read from
+    the diffusion forward itself and is still the source's next-token loss (float64, fresh
+    conversion); the clean stream is recorded for the samplers; it changes the diffusion loss."""
+    source, a2d, tok = pair
+    rows = _dataset(4)
+    batch = {k: torch.tensor(rows[k]) for k in ("input_ids", "labels")}
+
+    def trainer(name, **kw):
+        args = _args(tmp_path / name, BD3LMConfig, block_size=4, **kw)
+        return _trainer(copy.deepcopy(a2d), tok, args, BD3LMTrainer)
+
+    plain, joint = trainer("p", clean_stream="causal"), trainer("j", clean_stream="causal",
+                                                                 ar_loss_weight=0.7)  # fmt: skip
+    calls = []
+    joint.model.register_forward_hook(lambda *_: calls.append(1))
+    added = _loss(joint, batch) - _loss(plain, batch)
+    assert len(calls) == 1  # one forward: no causal forward of its own
+    with torch.no_grad():
+        logits = source(batch["input_ids"]).logits
+    ce = losses.next_token_nll(logits, batch["labels"])
+    denominator = (batch["labels"] != -100).sum()
+    assert added.item() == pytest.approx(0.7 * (ce / denominator).item(), abs=1e-9)
+    assert joint.model.config.a2d_clean_stream == "causal"
+    assert joint.model.config.a2d_recipe["clean_stream"] == "causal"
+    block = trainer("b")
+    assert block.model.config.a2d_clean_stream == "block"
+    assert abs(_loss(block, batch).item() - _loss(plain, batch).item()) > 1e-3  # control
+    with pytest.raises(ValueError, match="clean_stream='sideways'.*block.*causal"):
+        _args(tmp_path / "x", BD3LMConfig, block_size=4, clean_stream="sideways")
+
+
 def test_off_by_default_and_the_weight_is_recorded_in_the_checkpoint(pair, tmp_path):
     _, a2d, tok = pair
     rows = _dataset(4)
