@@ -53,6 +53,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max_new_tokens", type=int, help="default: cfg.retention.max_new_tokens")
     p.add_argument("--draft_length", type=int, default=8)
     p.add_argument("--draft_steps", type=int, help="sampler forwards per draft (default: k)")
+    p.add_argument("--candidates", type=int, default=1,
+                   help="one-pass greedy: the first drafted token's top-m choices as a tree")
     p.add_argument("--threshold", type=float, default=0.5, help="the '+thr' rows' drafter")
     p.add_argument("--temperature", type=float, default=0.7, help="the 'T' rows'")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's)")
@@ -97,9 +99,10 @@ def run_mode(mode: str, source, model, tok, inputs, args, n: int) -> tuple[list,
     torch.manual_seed(0)
     t = args.temperature if mode.endswith(" T") else 0.0
     if mode.startswith("one-pass"):
-        return [one_pass_self_decode(model, ids, n, k, tok.mask_token_id, eos_token_id=eos,
-                                     temperature=t, generator=generator, stats=stats)
-                for ids in inputs], stats  # fmt: skip
+        m = args.candidates if t == 0 else 1  # a tree is verified greedily
+        return [one_pass_self_decode(model, ids, n, k, tok.mask_token_id, candidates=m,
+                                     eos_token_id=eos, temperature=t, generator=generator,
+                                     stats=stats) for ids in inputs], stats  # fmt: skip
     sampler = BD3LMSampler(model, tok)
     if t > 0:
         drafter = proposal_drafter(sampler, t, stats, steps=args.draft_steps)
@@ -152,7 +155,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             _write(args, cfg, rows)
     _write(args, cfg, rows)
     print(f"\n[bench_speculative] scale={cfg.name}, {len(inputs)} prompts, max_new_tokens={n}, "
-          f"draft_length={args.draft_length}, torch threads {torch.get_num_threads()}, "
+          f"draft_length={args.draft_length}, candidates={args.candidates}, "
+          f"torch threads {torch.get_num_threads()}, "
           f"{_machine()}")  # fmt: skip
     return rows
 

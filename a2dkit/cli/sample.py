@@ -68,6 +68,11 @@ class SampleArguments:
         metadata={"help": "tokens per draft (--speculative); one-pass reads (k+1)(k+2) columns "
                   "a forward: 2-4 on a CPU"},
     )  # fmt: skip
+    draft_candidates: int = field(
+        default=1,
+        metadata={"help": "--speculative one-pass, greedy: verify the first drafted token's top-m "
+                  "choices as a tree (SpecInfer); a forward reads (k+m)(k+2) columns"},
+    )  # fmt: skip
     verifier_path: str | None = field(default=None, metadata={"help": "default: the manifest's"})
 
     def __post_init__(self):

@@ -22,6 +22,13 @@ MODES = ("source", "self", "one-pass")  # one-pass: self, verifying and drafting
 
 def check_flags(args) -> None:
     """Flag combinations speculative decoding cannot honour (no file is read)."""
+    m = args.draft_candidates
+    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        raise ValueError(f"draft_candidates={m!r} must be an int >= 1 (1: one draft)")
+    if m > 1 and (args.speculative != "one-pass" or args.temperature > 0):
+        raise ValueError(f"draft_candidates={m} verifies a draft tree greedily: it needs "
+                         f"--speculative one-pass and --temperature 0 (got speculative="
+                         f"{args.speculative!r}, temperature={args.temperature})")  # fmt: skip
     if args.speculative is None:
         if args.verifier_path is not None:
             raise ValueError("--verifier_path needs --speculative source")
@@ -80,9 +87,10 @@ def completer(args, path: str | None, model, tokenizer, sampler):
     stats, eos = SpeculativeStats(), tokenizer.eos_token_id
     if args.speculative == "one-pass":
         n, k, mask_id, t = args.max_new_tokens, args.draft_length, sampler.mask_id, args.temperature
+        m = args.draft_candidates
         generate_rows = lambda rows: [one_pass_self_decode(model, r, n, k, mask_id,  # noqa: E731
-                                      eos_token_id=eos, temperature=t, stats=stats)
-                                      for r in rows]  # fmt: skip
+                                      candidates=m, eos_token_id=eos, temperature=t,
+                                      stats=stats) for r in rows]  # fmt: skip
     else:
         verifier = load_verifier(args, path, model, tokenizer)
         draft = drafter(args, sampler, stats)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["greedy_accept", "residual_distribution", "speculative_accept"]
+__all__ = ["greedy_accept", "greedy_tree_accept", "residual_distribution", "speculative_accept"]
 
 
 def greedy_accept(draft: list[int], logits: torch.Tensor) -> tuple[int, int]:
@@ -27,6 +27,31 @@ def greedy_accept(draft: list[int], logits: torch.Tensor) -> tuple[int, int]:
     while n < len(draft) and draft[n] == choices[n]:
         n += 1
     return n, choices[n]
+
+
+def greedy_tree_accept(
+    tokens: list[int], parents: list[int], logits: torch.Tensor
+) -> tuple[list[int], int]:
+    """Greedy matching on a draft tree (SpecInfer arXiv 2305.09781 §4): from column 0, follow the
+    child whose token is the verifier's argmax while there is one.
+
+    Args:
+        tokens: the token of each verifying column (column 0: the last committed token);
+        parents: each column's parent column (-1 for column 0); logits: (len(tokens), V), row i
+            scores the token after column i and its ancestors.
+
+    Returns:
+        (the columns followed, 0 first; the verifier's token after the last of them).
+    """
+    choices = logits.argmax(-1).tolist()
+    path = [0]
+    while True:
+        node = path[-1]
+        child = next((c for c, parent in enumerate(parents)
+                      if parent == node and tokens[c] == choices[node]), None)  # fmt: skip
+        if child is None:
+            return path, choices[node]
+        path.append(child)
 
 
 def residual_distribution(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Column surgery on a transformers ``DynamicCache`` for Fast-dLLM's approximate block caches.
+"""Column surgery on a transformers ``DynamicCache``: Fast-dLLM's approximate block caches, and
+the accepted branch of a verified draft tree.
 
 A cache holds, per layer, keys and values (B, H, T, D) with RoPE already applied, so attention
 does not care in which order the cached columns sit: only the mask has to follow that order.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache
 
-__all__ = ["drop_columns", "truncate"]
+__all__ = ["drop_columns", "keep_columns", "truncate"]
 
 
 def drop_columns(cache: DynamicCache, start: int, end: int) -> DynamicCache:
@@ -35,4 +36,18 @@ def truncate(cache: DynamicCache, length: int) -> DynamicCache:
         raise ValueError(f"cannot truncate a cache of {cache.get_seq_length()} to {length}")
     if extra:
         cache.crop(-extra)  # transformers 5.x: a negative argument drops trailing columns
+    return cache
+
+
+def keep_columns(cache: DynamicCache, past: int, columns: list[int]) -> DynamicCache:
+    """Keep the first ``past`` columns and then ``past + c`` for each c of ``columns``, in that
+    order (in place); returns it. Tree verification: only the accepted branch stays."""
+    if columns == list(range(len(columns))):  # a prefix of the new columns: crop
+        return truncate(cache, past + len(columns))
+    index = torch.tensor([*range(past), *(past + c for c in columns)])
+    for layer in cache.layers:
+        if getattr(layer, "is_initialized", True):
+            idx = index.to(layer.keys.device)
+            layer.keys = layer.keys.index_select(-2, idx)
+            layer.values = layer.values.index_select(-2, idx)
     return cache

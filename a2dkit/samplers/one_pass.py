@@ -24,30 +24,70 @@ from transformers import DynamicCache
 
 from a2dkit.models.conventions import trained_shift
 from a2dkit.models.forward import causal_mode
-from a2dkit.samplers.acceptance import greedy_accept, speculative_accept
-from a2dkit.samplers.kv_cache import truncate
+from a2dkit.samplers.acceptance import greedy_accept, greedy_tree_accept, speculative_accept
+from a2dkit.samplers.kv_cache import keep_columns
 from a2dkit.samplers.prompts import check_nonnegative_finite
 from a2dkit.samplers.speculative import SpeculativeStats, VerifierStep
 
 __all__ = ["one_pass_layout", "one_pass_self_decode"]
 
 
-def one_pass_layout(past: int, verify: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+def one_pass_layout(
+    past: int, verify: int, width: int, parents: list[int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The attention mask (1, 1, Q, past + Q) bool and position ids (1, Q) of one forward, Q =
     verify + verify · width: ``verify`` causal columns, then one block of ``width`` masks after
-    each of them (width 0: no blocks)."""
+    each of them (width 0: no blocks).
+
+    ``parents``: each verifying column's parent column (-1: the cache's last token, and always
+    for column 0), earlier than itself; None: a chain, column i after column i - 1. A column sees
+    its ancestors and itself (tree attention, SpecInfer arXiv 2305.09781 §4), a block its
+    column's ancestors, its column and itself."""
+    parents = list(range(-1, verify - 1)) if parents is None else parents
+    seen, depth = torch.eye(verify, dtype=torch.bool), [0] * verify  # (V, V): self + ancestors
+    for i, parent in enumerate(parents[1:], start=1):
+        if not 0 <= parent < i:
+            raise ValueError(f"parents={parents}: column {i}'s parent must be an earlier column")
+        seen[i] |= seen[parent]
+        depth[i] = depth[parent] + 1
     blocks = verify if width else 0
     q = verify + blocks * width
-    keys = torch.arange(past + q)[None]  # (1, K)
-    col = torch.arange(q)[:, None]  # (Q, 1)
-    block = (col - verify).div(max(width, 1), rounding_mode="floor")  # (Q, 1) block a of a mask
-    # the last verifying column a query sees: its own (causal), or its block's prefix d_a
-    seen = torch.where(col < verify, col, block)
-    start = verify + block * width  # first column of the query's own block
-    own = (col >= verify) & (keys >= past + start) & (keys < past + start + width)
-    mask = (keys <= past + seen) | own  # TiDAR §3: causal prefix, bidirectional in the block
-    offset = torch.where(col < verify, col, block + 1 + (col - start))  # block a sits after d_a
-    return mask[None, None], (past + offset).T
+    col = torch.arange(q)
+    in_block = col >= verify
+    # the verifying column whose ancestry a query sees: its own, or its block's (TiDAR §3)
+    owner = torch.where(in_block, (col - verify).div(max(width, 1), rounding_mode="floor"), col)
+    block = torch.where(in_block, owner, -1)
+    mask = torch.zeros(q, past + q, dtype=torch.bool)
+    mask[:, :past] = True  # the committed prefix
+    mask[:, past : past + verify] = seen[owner]  # causal along the tree, never the masks
+    mask[:, past + verify :] = in_block[:, None] & (block[:, None] == block[None, verify:])
+    inside = col - verify - owner * width  # a mask's column in its block
+    offset = torch.tensor(depth)[owner] + torch.where(in_block, 1 + inside, 0)
+    return mask[None, None], (past + offset)[None]
+
+
+def _check_options(prompt_length: int, max_new_tokens: int, draft_length: int, candidates: int,
+                   temperature: float) -> None:  # fmt: skip
+    if draft_length <= 0 or max_new_tokens <= 0 or not prompt_length:
+        raise ValueError(f"draft_length={draft_length}, max_new_tokens={max_new_tokens} must be "
+                         f"> 0 and the prompt non-empty (got {prompt_length} ids)")  # fmt: skip
+    check_nonnegative_finite("temperature", temperature)
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+        raise ValueError(f"candidates={candidates!r} must be an int >= 1 (1: one draft)")
+    if candidates > 1 and temperature > 0:
+        raise ValueError(f"candidates={candidates} verifies a draft tree greedily: it needs "
+                         f"temperature 0, not {temperature} (candidates=1 samples)")  # fmt: skip
+
+
+def _prefill(model, prompt: list[int], stats: SpeculativeStats) -> DynamicCache:
+    """The causal cache of the prompt but its last token (which the first forward verifies)."""
+    cache = DynamicCache()
+    if len(prompt) > 1:
+        with causal_mode(model):
+            model(input_ids=torch.tensor([prompt[:-1]], device=model.device),
+                  past_key_values=cache, use_cache=True)  # fmt: skip
+        stats.verifier_forwards += 1
+    return cache
 
 
 def _draft(logits: torch.Tensor, temperature: float, generator) -> tuple[list[int], torch.Tensor]:
@@ -67,6 +107,7 @@ def one_pass_self_decode(
     draft_length: int,
     mask_token_id: int,
     *,
+    candidates: int = 1,
     eos_token_id: int | None = None,
     right_shift_logits: bool | None = None,
     temperature: float = 0.0,
@@ -83,6 +124,10 @@ def one_pass_self_decode(
 
     Args:
         model: an A2D model with a causal path (``causal_mode`` refuses sliding windows).
+        candidates: > 1 (greedy only): a draft tree, the block's next ``candidates - 1`` choices
+            for the first drafted token verified beside it (siblings, each with its own pre-draft
+            block), so a rejected first token is often replaced rather than lost; a forward then
+            reads (k + m)(k + 2) columns.
         right_shift_logits: read token i from the logits at i - 1 (None: as the checkpoint was
             trained).
         temperature: 0: greedy matching; > 0: drafts drawn from the blocks' softmax(logits / T)
@@ -93,57 +138,61 @@ def one_pass_self_decode(
     Returns:
         The generated ids (EOS included when reached).
     """
-    if draft_length <= 0 or max_new_tokens <= 0 or not prompt:
-        raise ValueError(f"draft_length={draft_length}, max_new_tokens={max_new_tokens} must be "
-                         f"> 0 and the prompt non-empty (got {len(prompt)} ids)")  # fmt: skip
-    check_nonnegative_finite("temperature", temperature)
+    _check_options(len(prompt), max_new_tokens, draft_length, candidates, temperature)
     with causal_mode(model):  # refuses a model without a causal path, by name
         pass
     shift = int(trained_shift(model) if right_shift_logits is None else right_shift_logits)
     stats = stats if stats is not None else SpeculativeStats()
-    clock, cache, device = time.perf_counter(), DynamicCache(), model.device
-    if len(prompt) > 1:
-        with causal_mode(model):
-            model(input_ids=torch.tensor([prompt[:-1]], device=device), past_key_values=cache,
-                  use_cache=True)  # fmt: skip
-        stats.verifier_forwards += 1
-    out, pending, draft, q = [], prompt[-1], [], None
+    clock, cache, device = time.perf_counter(), _prefill(model, prompt, stats), model.device
+    out, pending, draft, others, q = [], prompt[-1], [], [], None
     while len(out) < max_new_tokens:
         draft = draft[: max_new_tokens - len(out) - 1]  # tokens after the verifier's own
+        others = others if draft else []  # siblings of draft[0]
         nxt = min(draft_length, max(max_new_tokens - len(out) - 2, 0))  # the next draft's length
-        past, verify = cache.get_seq_length(), 1 + len(draft)
+        tokens = [pending, *draft, *others]
+        past, verify = cache.get_seq_length(), len(tokens)
         width = nxt + 1 if nxt else 0  # the verifier's token's column, then the next draft
-        mask, positions = one_pass_layout(past, verify, width)
-        ids = [pending, *draft] + [mask_token_id] * (verify * width)
+        # a tree when there are siblings: the chain, then the siblings of its first token
+        parents = [-1, *range(len(draft))] + [0] * len(others)
+        mask, positions = (one_pass_layout(past, verify, width, parents) if others
+                           else one_pass_layout(past, verify, width))  # fmt: skip
         logits = model(
-            input_ids=torch.tensor([ids], device=device),
+            input_ids=torch.tensor([tokens + [mask_token_id] * (verify * width)], device=device),
             position_ids=positions.to(device),
             past_key_values=cache,
             use_cache=True,
             attention_mask=mask.to(device),
         ).logits[0]
         stats.verifier_forwards += 1
-        if temperature > 0:  # q: the distributions the draft was drawn from (k, V)
-            q = q[: len(draft)] if draft else logits.new_zeros(0, logits.shape[-1])
-            n, token = speculative_accept(draft, q, logits[:verify], temperature, generator)
+        if others:
+            path, token = greedy_tree_accept(tokens, parents, logits[:verify])
+            branch = draft if len(path) < 2 or path[1] == 1 else [tokens[path[1]]]
         else:
-            n, token = greedy_accept(draft, logits[:verify])
+            if temperature > 0:  # q: the distributions the draft was drawn from (k, V)
+                q = q[: len(draft)] if draft else logits.new_zeros(0, logits.shape[-1])
+                n, token = speculative_accept(draft, q, logits[:verify], temperature, generator)
+            else:
+                n, token = greedy_accept(draft, logits[:verify])
+            path, branch = list(range(n + 1)), draft
+        keep_columns(cache, past, path)  # the pending token and the accepted branch
+        n = len(path) - 1
         stats.accepted[n] += 1
-        truncate(cache, past + 1 + n)  # the pending token and the accepted draft
-        new = [*draft[:n], token]
+        new = [*branch[:n], token]
         if eos_token_id is not None and eos_token_id in new:
             new = new[: new.index(eos_token_id) + 1]
         if trace is not None:
-            trace.append(VerifierStep(len(out), list(draft), n, token, list(new), 0))
+            trace.append(VerifierStep(len(out), list(branch), n, token, list(new), 0))
         out += new
         stats.tokens += len(new)
         if eos_token_id is not None and out[-1] == eos_token_id:
             break
-        pending, draft = token, []
-        if width:  # block n was drafted on exactly the committed prefix; its column j holds
-            # token j after d_n (j = 0: the verifier's own), read at row j (j - 1 when shifted)
-            start = verify + n * width
+        pending, draft, others = token, [], []
+        if width:  # the block after the accepted column was drafted on exactly the committed
+            # prefix; its column j holds token j after it (j = 0: the verifier's own), read at
+            # row j (j - 1 when shifted)
+            start = verify + path[-1] * width
             rows = torch.arange(start + 1, start + width, device=device) - shift
             draft, q = _draft(logits[rows], temperature, generator)
+            others = logits[rows[0]].topk(candidates).indices[1:].tolist()  # draft[0]'s siblings
     stats.seconds += time.perf_counter() - clock
     return out[:max_new_tokens]

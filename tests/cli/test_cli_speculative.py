@@ -61,13 +61,16 @@ def _run(*argv: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    "mode, algo", [("source", "bd3lm"), ("self", "mdlm"), ("one-pass", "bd3lm")]
-)
+    "mode, algo", [("source", "bd3lm"), ("self", "mdlm"), ("one-pass", "bd3lm"),
+                   ("one-pass tree", "bd3lm")]
+)  # fmt: skip
 def test_sample_speculative_writes_the_verifiers_greedy_output(dirs, tmp_path, mode, algo):
     out = tmp_path / "out.json"
+    tree = ["--draft_candidates", "4"] if mode.endswith("tree") else []
+    mode = mode.split()[0]
     proc = _run("--model_name_or_path", dirs["a2d"], "--algo", algo, "--speculative", mode,
                 "--draft_length", "3", "--prompts", "ROMEO: But||First Citizen:",
-                "--json", str(out), *FLAGS)  # fmt: skip
+                "--json", str(out), *tree, *FLAGS)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     verifier = dirs["models"]["ar" if mode == "source" else "a2d"]
@@ -116,6 +119,11 @@ BAD = [
     (["--speculative", "one-pass", "--threshold", "0.9"], r"one-pass drafts a whole block in"),
     (["--speculative", "one-pass", "--verifier_path", "x"], r"--verifier_path is for --specul"),
     (["--speculative", "self", "--verifier_path", "x"], r"--verifier_path is for --speculative s"),
+    (["--speculative", "one-pass", "--draft_candidates", "0"], r"draft_candidates=0 must be an i"),
+    (["--speculative", "self", "--draft_candidates", "4"],
+     r"draft_candidates=4 verifies a draft tree greedily: it needs --speculative one-pass"),
+    (["--speculative", "one-pass", "--draft_candidates", "4", "--temperature", "0.7"],
+     r"draft_candidates=4 .* --temperature 0 \(got speculative='one-pass', temperature=0.7\)"),
 ]
 
 

@@ -222,3 +222,16 @@ def test_one_pass_refuses_a_bad_temperature(peaked):
     for bad in (-0.5, float("nan"), float("inf")):
         with pytest.raises(ValueError, match=f"temperature={bad} must be a finite number >= 0"):
             one_pass_self_decode(a2d, [5, 17], 3, 2, tok.mask_token_id, temperature=bad)
+
+
+def test_greedy_tree_accept_follows_the_verifiers_choice_through_siblings():
+    from a2dkit.samplers.acceptance import greedy_tree_accept
+
+    tokens, parents = [7, 1, 2, 3, 4], [-1, 0, 1, 0, 3]  # chain 7-1-2, sibling 3 of 1, then 4
+    logits = torch.full((5, 10), -1.0)
+    logits[0, 3] = logits[3, 4] = logits[4, 9] = logits[1, 2] = 1.0  # 7 -> 3 -> 4, then 9
+    assert greedy_tree_accept(tokens, parents, logits) == ([0, 3, 4], 9)
+    logits[0, 3], logits[0, 1] = -1.0, 1.0  # now the chain: 7 -> 1 -> 2, then row 2's argmax 0
+    assert greedy_tree_accept(tokens, parents, logits) == ([0, 1, 2], 0)
+    logits[0, 1], logits[0, 5] = -1.0, 1.0  # no child matches: nothing accepted
+    assert greedy_tree_accept(tokens, parents, logits) == ([0], 5)

@@ -158,3 +158,66 @@ def test_bad_input_is_refused(models, small_tokenizer):
         one_pass_self_decode(fresh, [5], 4, 0, mask_id)
     with pytest.raises(TypeError, match="causal_mode needs an A2D model"):
         one_pass_self_decode(make_tiny_ar("qwen3", small_tokenizer), [5], 4, 2, mask_id)
+
+
+def test_a_tree_layout_keeps_siblings_apart():
+    """Columns 1 and 2 are siblings after column 0: neither sees the other, both sit one position
+    after it, and each block sees only its own column's ancestry."""
+    mask, positions = one_pass_layout(past=2, verify=3, width=2, parents=[-1, 0, 0])
+    m = mask[0, 0].int().tolist()  # Q = 3 + 3 * 2, K = 11
+    assert m[1] == [1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0]  # column 1: cache, column 0, itself
+    assert m[2] == [1, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0]  # column 2: not its sibling
+    assert m[7] == m[8] == [1, 1, 1, 0, 1, 0, 0, 0, 0, 1, 1]  # block after column 2
+    assert positions.tolist() == [[2, 3, 3, 3, 4, 4, 5, 4, 5]]
+    assert torch.equal(one_pass_layout(2, 3, 2, [-1, 0, 1])[0], one_pass_layout(2, 3, 2)[0])
+    with pytest.raises(ValueError, match=r"column 2's parent must be an earlier column"):
+        one_pass_layout(2, 3, 2, parents=[-1, 0, 2])
+
+
+@pytest.mark.parametrize("shift", [False, True])
+@pytest.mark.parametrize("candidates", [2, "all"])
+def test_a_draft_tree_is_still_the_models_own_ar_greedy_decoding(models, shift, candidates):
+    """Siblings of the first drafted token (the block's next choices) verified beside it: the
+    output is unchanged. With every token a candidate (control) each forward that had a draft
+    accepts one, through a sibling wherever the first choice was rejected."""
+    _, own, mask_id = models
+    m = own.config.vocab_size if candidates == "all" else candidates
+    traces = []
+    for prompt in PROMPTS:
+        trace = []
+        got = one_pass_self_decode(own, prompt, 12, 3, mask_id, candidates=m,
+                                   right_shift_logits=shift, trace=trace)  # fmt: skip
+        assert got == _ar_greedy(own, prompt, 12)
+        assert [t for step in trace for t in step.committed] == got
+        traces += trace
+    if candidates == "all":
+        drafted = [s for s in traces if s.draft]
+        assert drafted and all(s.accepted >= 1 for s in drafted)
+        assert any(s.accepted == 1 and len(s.draft) == 1 for s in drafted)  # a sibling's branch
+
+
+def test_tree_attention_is_what_keeps_it_lossless(models, monkeypatch):
+    """Negative control: siblings that see each other change the verifier's scores."""
+    _, own, mask_id = models
+    layout = one_pass_layout
+
+    def leaky(past, verify, width, parents=None):  # every verifying column sees all of them
+        mask, positions = layout(past, verify, width, parents)
+        mask[..., :verify, past : past + verify] = True
+        return mask, positions
+
+    monkeypatch.setattr(one_pass, "one_pass_layout", leaky)
+    got = [one_pass_self_decode(own, p, 12, 3, mask_id, candidates=4) for p in PROMPTS]
+    assert got != [_ar_greedy(own, p, 12) for p in PROMPTS]
+
+
+@pytest.mark.parametrize(
+    "candidates, temperature, message",
+    [(0, 0.0, r"candidates=0 must be an int >= 1"), (True, 0.0, r"candidates=True must be"),
+     (2, 0.7, r"candidates=2 verifies a draft tree greedily: it needs temperature 0, not 0.7")],
+)  # fmt: skip
+def test_bad_tree_options_are_refused(models, candidates, temperature, message):
+    _, own, mask_id = models
+    with pytest.raises(ValueError, match=message):
+        one_pass_self_decode(own, [5, 17], 4, 2, mask_id, candidates=candidates,
+                             temperature=temperature)  # fmt: skip

@@ -186,3 +186,19 @@ def test_sample_cli_passes_kv_cache_and_threshold(small_tokenizer, tmp_path, cap
     printed = capsys.readouterr().out
     assert f"{sample_cli.completion(tok, out, 0)}\n" in printed
     assert f"{out.nfe} forward passes" in printed and out.nfe < 8  # threshold was applied
+
+
+def test_keep_columns_keeps_the_prefix_and_the_chosen_columns_in_order():
+    from transformers import DynamicCache
+
+    from a2dkit.samplers.kv_cache import keep_columns
+
+    cache = DynamicCache()
+    keys = torch.arange(7.0).view(1, 1, 7, 1).expand(1, 2, 7, 3).contiguous()
+    cache.update(keys, -keys, 0)
+    keep_columns(cache, 3, [0, 2, 3])  # columns 3, 5, 6 after the 3 cached ones
+    assert cache.layers[0].keys[0, 0, :, 0].tolist() == [0, 1, 2, 3, 5, 6]
+    assert cache.layers[0].values[0, 1, :, 0].tolist() == [0, -1, -2, -3, -5, -6]
+    assert cache.get_seq_length() == 6
+    keep_columns(cache, 4, [0])  # a prefix: cropped
+    assert cache.layers[0].keys[0, 0, :, 0].tolist() == [0, 1, 2, 3, 5]
