@@ -59,6 +59,7 @@ class A2DEvalConfig:
     device: str | None = None  # default: the accelerate device, else cuda if available
     speculative: str | None = None  # source|self|one-pass: generate_until: the verifier's greedy
     draft_length: int = 8  # tokens per draft (speculative)
+    draft_candidates: int = 1  # one-pass: the first drafted token's top m, verified as a tree
     verifier_path: str | None = None  # default (source): the manifest's source model
 
     @classmethod
@@ -95,6 +96,10 @@ class A2DEvalConfig:
 
     def _check_speculative(self) -> None:
         """Options speculative decoding (greedy, an AR verifier) cannot honour, named."""
+        m = self.draft_candidates
+        if m < 1 or (m > 1 and self.speculative != "one-pass"):
+            raise ValueError(f"draft_candidates={m} must be 1, or > 1 with speculative=one-pass "
+                             f"(a draft tree), not speculative={self.speculative!r}")  # fmt: skip
         if self.speculative is None:
             if self.verifier_path is not None:
                 raise ValueError(f"verifier_path={self.verifier_path!r} needs speculative=source")

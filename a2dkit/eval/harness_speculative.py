@@ -84,6 +84,7 @@ class SpeculativeGeneration:
         prompts, k = [list(ids) or [start] for ids in prompts], self.config.draft_length
         if self.config.speculative == "one-pass":
             rows = [one_pass_self_decode(self.model, ids, max_new_tokens, k, self.mask_id,
+                                         candidates=self.config.draft_candidates,
                                          eos_token_id=eos, stats=self.stats,
                                          right_shift_logits=self.config.right_shift_logits)
                     for ids in prompts]  # fmt: skip

@@ -70,7 +70,7 @@ def test_source_generate_until_is_the_verifiers_greedy_output(dirs, algo):
     assert sum(stats.accepted.values()) == stats.verifier_forwards - 2 * len(PROMPTS)
 
 
-@pytest.mark.parametrize("mode", ["self", "one-pass"])
+@pytest.mark.parametrize("mode", ["self", "one-pass", "one-pass,draft_candidates=4"])
 def test_self_generate_until_is_the_models_own_causal_greedy_output(dirs, mode):
     args = f"pretrained={dirs['bare']},{ARGS},speculative={mode},draft_length=4,block_size=4"
     lm = lem.BD3LMEvalHarness.create_from_arg_string(args)
@@ -99,6 +99,8 @@ BAD = [
     ("verifier_path=x", r"verifier_path='x' needs speculative=source"),
     ("speculative=self,verifier_path=x", r"verifier_path='x' is for speculative=source"),
     ("speculative=one-pass,temperature=0.5", r"is greedy and unguided: temperature=0.5"),
+    ("speculative=self,draft_candidates=4", r"draft_candidates=4 must be 1, or > 1 with specul"),
+    ("speculative=one-pass,draft_candidates=0", r"draft_candidates=0 must be 1, or > 1 with sp"),
 ]
 
 
