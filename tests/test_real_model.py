@@ -158,9 +158,10 @@ def test_a_staircase_that_leaks_x0_block_j_into_xt_block_j_fails_block_isolation
 ):
     correct = attention.staircase_predicate
 
-    def leaky(q, k, seq_len, block_size):
+    def leaky(q, k, seq_len, block_size, causal_clean=False):
         same_block = (q % seq_len) // block_size == (k % seq_len) // block_size
-        return correct(q, k, seq_len, block_size) | ((q < seq_len) & (k >= seq_len) & same_block)
+        leak = (q < seq_len) & (k >= seq_len) & same_block
+        return correct(q, k, seq_len, block_size, causal_clean) | leak
 
     monkeypatch.setattr(attention, "staircase_predicate", leaky)
     assert attention.staircase_mask(4, 2)[0, 4]  # x_t block 0 now sees x_0 block 0
