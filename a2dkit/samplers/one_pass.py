@@ -9,10 +9,13 @@ after a clean prefix); its first mask sits where the verifier's own token goes a
 the tokens after it. Whatever the verifier accepts, the block drafted on exactly that prefix is the
 next draft, so every forward verifies one. Only the verified columns stay in the cache. At a
 temperature the draft tokens are drawn from the block's distributions and judged by speculative
-sampling, so the output is distributed as the model's own AR-mode samples.
+sampling, so the output is distributed as the model's own AR-mode samples. Greedy decoding can
+verify a draft tree instead (``candidates``): the block's next choices for the first drafted token
+beside it, as siblings under tree attention, each with its own block.
 References: TiDAR arXiv 2511.08923 (§3, pre-drafting for every acceptance outcome); I-DLM arXiv
 2604.11035 and Nemotron-Labs-Diffusion (one checkpoint drafting and verifying in one pass);
-speculative decoding, Leviathan et al. 2023 (arXiv 2211.17192, §2.3).
+speculative decoding, Leviathan et al. 2023 (arXiv 2211.17192, §2.3); SpecInfer arXiv 2305.09781
+(§4, tree attention).
 """
 
 from __future__ import annotations
