@@ -369,8 +369,9 @@ def test_the_run_cache_key_hashes_whole_package_directories(monkeypatch):
     from a2dkit.tutorial import runs
 
     files = {f.relative_to(runs.PACKAGE).as_posix() for f in runs._training_code_files()}
-    for path in ("training/trainers/mdlm.py", "training/setup.py", "data/loaders.py", "cli/train.py",
-                 "diffusion/losses.py", "convert/core.py", "models/forward.py"):  # fmt: skip
+    for path in ("training/trainers/mdlm.py", "training/setup.py", "data/loaders.py",
+                 "cli/train.py", "diffusion/losses.py", "convert/core.py",
+                 "models/forward.py"):  # fmt: skip
         assert path in files
     assert not any(f.startswith(("grpo/", "viz/", "tutorial/")) for f in files)
     before = runs._training_code_digest()
