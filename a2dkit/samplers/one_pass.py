@@ -155,10 +155,9 @@ def one_pass_self_decode(
         tokens = [pending, *draft, *others]
         past, verify = cache.get_seq_length(), len(tokens)
         width = nxt + 1 if nxt else 0  # the verifier's token's column, then the next draft
-        # a tree when there are siblings: the chain, then the siblings of its first token
+        # the chain, then the siblings of its first token (a tree when there are any)
         parents = [-1, *range(len(draft))] + [0] * len(others)
-        mask, positions = (one_pass_layout(past, verify, width, parents) if others
-                           else one_pass_layout(past, verify, width))  # fmt: skip
+        mask, positions = one_pass_layout(past, verify, width, parents)
         logits = model(
             input_ids=torch.tensor([tokens + [mask_token_id] * (verify * width)], device=device),
             position_ids=positions.to(device),

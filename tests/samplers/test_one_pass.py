@@ -143,8 +143,8 @@ def test_verifying_rows_that_see_the_masks_are_caught(models, monkeypatch):
     _, own, mask_id = models
     layout = one_pass_layout
 
-    def full(past, verify, width):  # every row sees every key, the masks included
-        mask, positions = layout(past, verify, width)
+    def full(past, verify, width, parents=None):  # every row sees every key, the masks too
+        mask, positions = layout(past, verify, width, parents)
         return torch.ones_like(mask), positions
 
     monkeypatch.setattr(one_pass, "one_pass_layout", full)
