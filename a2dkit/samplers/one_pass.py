@@ -32,7 +32,14 @@ from a2dkit.samplers.kv_cache import keep_columns
 from a2dkit.samplers.prompts import check_nonnegative_finite
 from a2dkit.samplers.speculative import SpeculativeStats, VerifierStep
 
-__all__ = ["one_pass_layout", "one_pass_self_decode"]
+__all__ = ["draft_parents", "one_pass_layout", "one_pass_self_decode"]
+
+
+def draft_parents(draft_length: int, siblings: int = 0) -> list[int]:
+    """The parent column of each verifying column of one forward: the pending token (column 0),
+    a chain of ``draft_length`` drafted tokens, then ``siblings`` alternatives to the first one
+    (children of column 0: a draft tree, SpecInfer arXiv 2305.09781 §4)."""
+    return [-1, *range(draft_length)] + [0] * siblings
 
 
 def one_pass_layout(
@@ -156,7 +163,7 @@ def one_pass_self_decode(
         past, verify = cache.get_seq_length(), len(tokens)
         width = nxt + 1 if nxt else 0  # the verifier's token's column, then the next draft
         # the chain, then the siblings of its first token (a tree when there are any)
-        parents = [-1, *range(len(draft))] + [0] * len(others)
+        parents = draft_parents(len(draft), len(others))
         mask, positions = one_pass_layout(past, verify, width, parents)
         logits = model(
             input_ids=torch.tensor([tokens + [mask_token_id] * (verify * width)], device=device),
