@@ -11,7 +11,7 @@ before it gains anything. The bar printed here ignores the decoding loop's own b
 it is a lower bound; ``bench_speculative.py`` measures whole runs.
 
 Run: A2DKIT_SCALE=laptop python bench/bench_verify_cost.py --threads 2
-     python bench/bench_verify_cost.py --model PATH --device cuda --dtype bfloat16
+     python bench/bench_verify_cost.py --size qwen3-0.6b --device cuda --dtype bfloat16
 References: TiDAR arXiv 2511.08923 (§3, "free" draft slots in a memory-bound forward);
 speculative decoding, Leviathan et al. 2023 (arXiv 2211.17192, §3.4 walltime).
 """
@@ -33,11 +33,21 @@ from a2dkit.models import causal_mode
 from a2dkit.samplers.kv_cache import truncate
 from a2dkit.samplers.one_pass import draft_parents, one_pass_layout
 
+# Qwen/Qwen3-0.6B's config.json (the warmup and full scales' source): a forward's cost depends on
+# these shapes, not on the weights, so a random model of them measures it without the Hub
+SIZES = {
+    "qwen3-0.6b": dict(vocab_size=151936, hidden_size=1024, intermediate_size=3072,
+                       num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8,
+                       head_dim=128, tie_word_embeddings=True, rope_theta=1e6, rms_norm_eps=1e-6,
+                       max_position_embeddings=40960),
+}  # fmt: skip
+
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", default=os.environ.get("A2DKIT_SCALE", "smoke"))
     p.add_argument("--model", help="an A2D checkpoint (default: the scale's source, converted)")
+    p.add_argument("--size", choices=sorted(SIZES), help="instead: a random model of this size")
     p.add_argument("--shapes", default="1x1,1x2,1x4,2x1,3x1,3x4,7x1",
                    help="draft shapes KxM: draft length k, m candidates for its first token")
     p.add_argument("--past", type=int, default=96, help="tokens in the KV cache before a forward")
@@ -55,6 +65,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         if not (k.isdigit() and m.isdigit() and int(k) >= 1 and int(m) >= 1):
             p.error(f"--shapes: {shape!r} is not KxM with k >= 1 and m >= 1 (e.g. 1x4)")
         args.shape_list.append((int(k), int(m)))
+    if args.model and args.size:
+        p.error(f"--model {args.model} and --size {args.size}: give one of them")
     if args.past < 1 or args.repeats < 1 or args.new_tokens < 1:
         p.error(f"--past {args.past}, --repeats {args.repeats} and --new_tokens "
                 f"{args.new_tokens} must each be >= 1")  # fmt: skip
@@ -62,18 +74,29 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _model(args, cfg):
-    """(A2D model, tokenizer): ``--model``, or the scale's source converted (the same family
-    and size as every drafter of the scale; a forward's cost does not depend on the weights)."""
+    """(A2D model, mask token id): ``--model``; a random model of ``--size``; or the scale's
+    source converted (the family and size of every drafter of the scale; a forward's cost does
+    not depend on the weights)."""
     from a2dkit.convert import to_diffusion
     from a2dkit.convert.load import load_model
+    from a2dkit.models import registry
 
     if args.model:
         model, tok = load_model(args.model)
+    elif args.size:
+        registry.register_all()
+        dims = SIZES[args.size]
+        mask_token_id = dims["vocab_size"] - 1
+        config = registry.A2D_CONFIGS["a2d-qwen3"](**dims, is_causal=False,
+                                                   mask_token_id=mask_token_id)  # fmt: skip
+        config._attn_implementation = "sdpa"
+        model, tok = registry.A2D_MODELS["a2d-qwen3"](config), None
     else:
         source, tok, _ = tutorial.load_source_model(cfg)
         model, tok = to_diffusion(copy.deepcopy(source), copy.deepcopy(tok))[:2]
     dtype = getattr(torch, args.dtype or cfg.hardware.dtype)
-    return model.to(device=args.device or cfg.device, dtype=dtype).eval(), tok
+    model = model.to(device=args.device or cfg.device, dtype=dtype).eval()
+    return model, model.config.mask_token_id if tok is None else tok.mask_token_id
 
 
 def _best_ms(fn, repeats: int, device: torch.device) -> float:
@@ -149,8 +172,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = tutorial.get_scale(args.scale)
-    model, tok = _model(args, cfg)
-    gen_ms, step_ms, rows = measure(model, tok.mask_token_id, args)
+    model, mask_token_id = _model(args, cfg)
+    gen_ms, step_ms, rows = measure(model, mask_token_id, args)
     t = args.target
     print(f"AR generate {gen_ms:.2f} ms/token; one-token cached step {step_ms:.2f} ms")
     print(f"{'k':>3} {'m':>3} {'columns':>7} {'ms':>8} {'x step':>7} {'even':>6} {f'{t:g}x AR':>7} "
@@ -162,10 +185,12 @@ def main(argv: list[str] | None = None) -> dict:
     machine = (torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else
                f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                f"torch threads {torch.get_num_threads()}")  # fmt: skip
-    print(f"\n[bench_verify_cost] scale={cfg.name}, {type(model).__name__} {model.dtype}, "
+    print(f"\n[bench_verify_cost] scale={cfg.name}, {args.model or args.size or 'source'}: "
+          f"{type(model).__name__} {model.dtype}, "
           f"past={args.past}; even / {t:g}x AR: tokens per forward needed (a lower bound); "
           f"most: k + 1; {machine}")  # fmt: skip
-    result = dict(scale=cfg.name, machine=machine, dtype=str(model.dtype), past=args.past,
+    result = dict(scale=cfg.name, model=args.model or args.size or "source", machine=machine,
+                  dtype=str(model.dtype), past=args.past,
                   generate_ms_per_token=gen_ms, step_ms=step_ms, target=t, rows=rows)  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_verify_cost.py"
 
@@ -41,3 +42,35 @@ def test_a_bad_shape_is_refused(bench, shapes, capsys):
     with pytest.raises(SystemExit):
         bench.parse(["--shapes", shapes])
     assert shapes.split(",")[-1] in capsys.readouterr().err or "KxM" in capsys.readouterr().err
+
+
+def test_a_random_model_of_a_named_size(bench, monkeypatch):
+    """``--size``: a randomly initialised model of a named size's dims (no download)."""
+    dims = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                tie_word_embeddings=True, max_position_embeddings=128)  # fmt: skip
+    monkeypatch.setitem(bench.SIZES, "test-tiny", dims)
+    result = bench.main(["--size", "test-tiny", "--device", "cpu", "--shapes", "2x1", "--past",
+                         "4", "--new_tokens", "8", "--repeats", "2"])  # fmt: skip
+    assert result["model"] == "test-tiny" and result["dtype"] == "torch.float32"
+    assert [r["columns"] for r in result["rows"]] == [12]
+
+
+def test_the_qwen3_size_has_the_published_parameter_counts(bench):
+    """Qwen/Qwen3-0.6B's model card: 0.6B parameters, 0.44B of them non-embedding (meta device:
+    no memory)."""
+    from a2dkit.models import registry
+
+    registry.register_all()
+    config = registry.A2D_CONFIGS["a2d-qwen3"](**bench.SIZES["qwen3-0.6b"], mask_token_id=0)
+    with torch.device("meta"):
+        model = registry.A2D_MODELS["a2d-qwen3"](config)
+    total = sum(p.numel() for p in model.parameters())  # the tied head counted once
+    embedding = model.get_input_embeddings().weight.numel()
+    assert 0.59e9 < total < 0.61e9 and 0.435e9 < total - embedding < 0.445e9, (total, embedding)
+
+
+def test_model_and_size_together_are_refused(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse(["--model", "x", "--size", "qwen3-0.6b"])
+    assert "give one of them" in capsys.readouterr().err
