@@ -57,6 +57,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", help="default: the scale's")
     p.add_argument("--dtype", help="default: the scale's (float32, bfloat16, float16)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's)")
+    p.add_argument("--linears", action="store_true",
+                   help="also time the model's linear layers alone, per number of input rows")
     p.add_argument("--json", help="write the rows here")  # fmt: skip
     args = p.parse_args(argv)
     args.shape_list = []
@@ -131,6 +133,30 @@ def _one_pass_forward(model, cache, past: torch.Tensor, k: int, m: int, mask_tok
 
 
 @torch.inference_mode()
+def linear_ms(model, rows: list[int], repeats: int) -> list[dict]:
+    """Per number of input rows M: the time to apply every linear layer of ``model`` once (its
+    weights streamed from memory, as in a forward), as ``torch.nn.functional.linear`` computes
+    it and as the product W·xᵀ: what a forward's columns cost before attention."""
+    weights = list({id(m.weight): m.weight for m in model.modules()
+                    if isinstance(m, torch.nn.Linear)}.values())  # a tied head once  # fmt: skip
+    out = []
+    for m in rows:
+        xs = [torch.randn(m, w.shape[1], dtype=w.dtype, device=w.device) for w in weights]
+
+        def linear(xs=xs):
+            for w, x in zip(weights, xs, strict=True):
+                torch.nn.functional.linear(x, w)
+
+        def transposed(xs=xs):
+            for w, x in zip(weights, xs, strict=True):
+                w @ x.T
+
+        out.append(dict(rows=m, linear_ms=_best_ms(linear, repeats, model.device),
+                        transposed_ms=_best_ms(transposed, repeats, model.device)))  # fmt: skip
+    return out
+
+
+@torch.inference_mode()
 def measure(model, mask_token_id: int, args) -> tuple[float, float, list[dict]]:
     """(ms per ``generate`` token, ms per one-token cached step, one row per draft shape)."""
     device = model.device
@@ -192,6 +218,14 @@ def main(argv: list[str] | None = None) -> dict:
     result = dict(scale=cfg.name, model=args.model or args.size or "source", machine=machine,
                   dtype=str(model.dtype), past=args.past,
                   generate_ms_per_token=gen_ms, step_ms=step_ms, target=t, rows=rows)  # fmt: skip
+    if args.linears:
+        widths = sorted({1, 2, 3, *(r["columns"] for r in rows)})
+        result["linears"] = linear_ms(model, widths, args.repeats)
+        print(f"\nthe linear layers alone ({sum(p.numel() for p in model.parameters()) / 1e6:.0f}M "
+              "parameters), ms per call with M input rows:")  # fmt: skip
+        for r in result["linears"]:
+            print(f"  M = {r['rows']:>3}: F.linear {r['linear_ms']:8.2f}   W @ x.T "
+                  f"{r['transposed_ms']:8.2f}")  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

@@ -45,15 +45,19 @@ def test_a_bad_shape_is_refused(bench, shapes, capsys):
 
 
 def test_a_random_model_of_a_named_size(bench, monkeypatch):
-    """``--size``: a randomly initialised model of a named size's dims (no download)."""
+    """``--size``: a randomly initialised model of a named size's dims (no download); with
+    ``--linears``, its linear layers timed alone."""
     dims = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                 num_attention_heads=4, num_key_value_heads=2, head_dim=8,
                 tie_word_embeddings=True, max_position_embeddings=128)  # fmt: skip
     monkeypatch.setitem(bench.SIZES, "test-tiny", dims)
     result = bench.main(["--size", "test-tiny", "--device", "cpu", "--shapes", "2x1", "--past",
-                         "4", "--new_tokens", "8", "--repeats", "2"])  # fmt: skip
+                         "4", "--new_tokens", "8", "--repeats", "2", "--linears"])  # fmt: skip
     assert result["model"] == "test-tiny" and result["dtype"] == "torch.float32"
     assert [r["columns"] for r in result["rows"]] == [12]
+    # --linears: 1, 2, 3 input rows and each shape's width
+    assert [r["rows"] for r in result["linears"]] == [1, 2, 3, 12]
+    assert all(r["linear_ms"] > 0 and r["transposed_ms"] > 0 for r in result["linears"])
 
 
 def test_the_qwen3_size_has_the_published_parameter_counts(bench):
