@@ -548,7 +548,9 @@ assert gaps[True] < 1e-9 < gaps[False], gaps
 # The same decoding runs from the command line (`sample --speculative source|self|one-pass
 # --draft_length 8`; several prompts are verified as one padded batch) and in lm-eval
 # (`--model_args ...,speculative=source`); `bench/bench_speculative.py` measures every mode
-# of chapter 11's drafters, greedy and sampled.
+# of chapter 11's drafters, greedy and sampled, and `bench/bench_verify_cost.py` what a
+# one-pass forward costs against a one-token step on your machine: the tokens per forward a
+# drafter must reach before one-pass is faster than plain AR decoding there.
 #
 # The viewer replays the first prompt forward by forward: the drafter's block, the accepted
 # prefix (green), the rejected rest (red, struck through) and the verifier's own token
