@@ -1,6 +1,8 @@
 """Seeded, offline fixtures: tiny tokenizers and models from ``tutorial.tiny`` (never the Hub)."""
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +10,17 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
+
+
+def load_bench(name: str):
+    """``bench/<name>.py`` imported as a module (the bench scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCH_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 FAMILIES = ("qwen3", "qwen2", "llama", "mistral", "gpt2")
 TEXT = [

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
-from pathlib import Path
 
 import pytest
-from conftest import make_tiny_ar
+from conftest import load_bench, make_tiny_ar
 
 from a2dkit.convert import to_diffusion
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_decoding.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_decoding", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_decoding")
 
 
 def test_bench_decoding_runs_every_row_with_consistent_ratios(bench, small_tokenizer, tmp_path):

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_grpo.py"
+from conftest import load_bench
 
 
 def test_bench_grpo_prints_the_held_out_reward_before_and_after(a2d_dir, tmp_path, monkeypatch,
                                                                capsys):  # fmt: skip
-    spec = importlib.util.spec_from_file_location("bench_grpo", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("bench_grpo")
     monkeypatch.setenv("A2DKIT_RUNS", str(tmp_path))
     argv = ["bench_grpo.py", "--model_dir", str(a2d_dir), "--max_steps", "1", "--num_test", "4",
             "--max_completion_length", "4", "--block_size", "4",

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_bench
 
 from a2dkit import tutorial
 from a2dkit.convert import to_diffusion
@@ -24,10 +24,7 @@ FIELDS = {"name", "algo", "recipe", "chrf", "exact_match", "nll_gap", "humaneval
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_retention", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_retention")
 
 
 def test_the_source_row_and_a_given_models_row(bench, tmp_path):

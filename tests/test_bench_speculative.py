@@ -4,24 +4,18 @@ source: every mode's row, each greedy row the verifier's greedy output on every 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from conftest import load_bench
 
 from a2dkit import tutorial
 from a2dkit.convert import to_diffusion
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_speculative.py"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_speculative", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_speculative")
 
 
 def test_every_mode_and_greedy_rows_are_lossless(bench, tmp_path):

@@ -3,22 +3,16 @@ shape with the column count of one-pass's forward, and the bars derived from the
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_verify_cost.py"
+from conftest import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_verify_cost", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_verify_cost")
 
 
 def test_rows_follow_the_one_pass_layout(bench, tmp_path):
