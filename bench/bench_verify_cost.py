@@ -30,8 +30,9 @@ from transformers import DynamicCache
 
 from a2dkit import tutorial
 from a2dkit.models import causal_mode
+from a2dkit.models.conventions import trained_shift
 from a2dkit.samplers.kv_cache import truncate
-from a2dkit.samplers.one_pass import draft_parents, one_pass_layout
+from a2dkit.samplers.one_pass import draft_parents, one_pass_layout, read_rows
 
 # Qwen/Qwen3-0.6B's config.json (the warmup and full scales' source): a forward's cost depends on
 # these shapes, not on the weights, so a random model of them measures it without the Hub
@@ -117,19 +118,20 @@ def _best_ms(fn, repeats: int, device: torch.device) -> float:
 
 def _one_pass_forward(model, cache, past: torch.Tensor, k: int, m: int, mask_token_id: int):
     """(one-pass's forward for a draft of k with m candidates after ``cache``, which it leaves
-    as it was; its column count)."""
+    as it was; its column count; the rows its LM head runs on)."""
     parents = draft_parents(k, m - 1)
     mask, positions = one_pass_layout(past.shape[1], len(parents), k + 1, parents)
     masks = torch.full((1, mask.shape[-2] - len(parents)), mask_token_id)
+    keep = read_rows(len(parents), k + 1, int(trained_shift(model)))  # as the decoder reads
     inputs = dict(input_ids=torch.cat([past[:, -len(parents) :], masks], dim=1),
-                  position_ids=positions, attention_mask=mask)  # fmt: skip
+                  position_ids=positions, attention_mask=mask, logits_to_keep=keep)  # fmt: skip
     inputs = {name: x.to(model.device) for name, x in inputs.items()}
 
     def forward():
         model(**inputs, past_key_values=cache, use_cache=True)
         truncate(cache, past.shape[1])
 
-    return forward, mask.shape[-2]
+    return forward, mask.shape[-2], len(keep)
 
 
 @torch.inference_mode()
@@ -185,9 +187,9 @@ def measure(model, mask_token_id: int, args) -> tuple[float, float, list[dict]]:
         step_ms = _best_ms(step, args.repeats, device)
     rows = []
     for k, m in args.shape_list:
-        forward, columns = _one_pass_forward(model, cache, past, k, m, mask_token_id)
+        forward, columns, head_rows = _one_pass_forward(model, cache, past, k, m, mask_token_id)
         ms = _best_ms(forward, args.repeats, device)
-        rows.append(dict(draft_length=k, candidates=m, columns=columns, ms=ms,
+        rows.append(dict(draft_length=k, candidates=m, columns=columns, head_rows=head_rows, ms=ms,
                          x_step=ms / step_ms, even=ms / gen_ms, needed=args.target * ms / gen_ms,
                          most=k + 1))  # fmt: skip
     return gen_ms, step_ms, rows
@@ -202,10 +204,11 @@ def main(argv: list[str] | None = None) -> dict:
     gen_ms, step_ms, rows = measure(model, mask_token_id, args)
     t = args.target
     print(f"AR generate {gen_ms:.2f} ms/token; one-token cached step {step_ms:.2f} ms")
-    print(f"{'k':>3} {'m':>3} {'columns':>7} {'ms':>8} {'x step':>7} {'even':>6} {f'{t:g}x AR':>7} "
-          f"{'most':>5}")  # fmt: skip
+    print(f"{'k':>3} {'m':>3} {'columns':>7} {'head':>5} {'ms':>8} {'x step':>7} {'even':>6} "
+          f"{f'{t:g}x AR':>7} {'most':>5}")  # fmt: skip
     for r in rows:
-        print(f"{r['draft_length']:>3} {r['candidates']:>3} {r['columns']:>7} {r['ms']:>8.2f} "
+        print(f"{r['draft_length']:>3} {r['candidates']:>3} {r['columns']:>7} {r['head_rows']:>5} "
+              f"{r['ms']:>8.2f} "
               f"{r['x_step']:>7.2f} {r['even']:>6.2f} {r['needed']:>7.2f} {r['most']:>5}"
               f"{'' if r['needed'] <= r['most'] else '  (out of reach)'}")  # fmt: skip
     machine = (torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else

@@ -25,6 +25,8 @@ def test_rows_follow_the_one_pass_layout(bench, tmp_path):
     assert [(r["draft_length"], r["candidates"]) for r in rows] == [(1, 1), (1, 4), (3, 1)]
     # (k + m)(k + 2) columns: the verified tokens, then a block of k + 1 masks after each
     assert [r["columns"] for r in rows] == [6, 15, 20]
+    # the LM head on the rows the decoder reads: k + m verifying rows and k from each block
+    assert [r["head_rows"] for r in rows] == [4, 10, 16]
     for r in rows:
         assert r["ms"] > 0 and r["most"] == r["draft_length"] + 1
         assert r["x_step"] == pytest.approx(r["ms"] / result["step_ms"])

@@ -32,7 +32,7 @@ from a2dkit.samplers.kv_cache import keep_columns
 from a2dkit.samplers.prompts import check_nonnegative_finite
 from a2dkit.samplers.speculative import SpeculativeStats, VerifierStep
 
-__all__ = ["draft_parents", "one_pass_layout", "one_pass_self_decode"]
+__all__ = ["draft_parents", "one_pass_layout", "one_pass_self_decode", "read_rows"]
 
 
 def draft_parents(draft_length: int, siblings: int = 0) -> list[int]:
@@ -74,6 +74,18 @@ def one_pass_layout(
     inside = col - verify - owner * width  # a mask's column in its block
     offset = torch.tensor(depth)[owner] + torch.where(in_block, 1 + inside, 0)
     return mask[None, None], (past + offset)[None]
+
+
+def read_rows(verify: int, width: int, shift: int) -> torch.Tensor:
+    """The rows of a forward (``one_pass_layout``'s columns) whose logits the decoder reads: every
+    verifying column, then each block's ``width - 1`` draft rows (row j holds token j after the
+    block's first column, j >= 1, read at row j - ``shift``). The LM head runs on these alone
+    (``logits_to_keep``), as ``generate`` keeps only its last row."""
+    rows = [*range(verify)]
+    for block in range(verify if width else 0):
+        start = verify + block * width - shift
+        rows += range(start + 1, start + width)
+    return torch.tensor(rows)
 
 
 def _check_options(prompt_length: int, max_new_tokens: int, draft_length: int, candidates: int,
@@ -165,12 +177,13 @@ def one_pass_self_decode(
         # the chain, then the siblings of its first token (a tree when there are any)
         parents = draft_parents(len(draft), len(others))
         mask, positions = one_pass_layout(past, verify, width, parents)
-        logits = model(
+        logits = model(  # (verify + verify · (width - 1), V): the rows read_rows names
             input_ids=torch.tensor([tokens + [mask_token_id] * (verify * width)], device=device),
             position_ids=positions.to(device),
             past_key_values=cache,
             use_cache=True,
             attention_mask=mask.to(device),
+            logits_to_keep=read_rows(verify, width, shift).to(device),
         ).logits[0]
         stats.verifier_forwards += 1
         if others:
@@ -198,10 +211,9 @@ def one_pass_self_decode(
         pending, draft, others = token, [], []
         if width:  # the block after the accepted column was drafted on exactly the committed
             # prefix; its column j holds token j after it (j = 0: the verifier's own), read at
-            # row j (j - 1 when shifted)
-            start = verify + path[-1] * width
-            rows = torch.arange(start + 1, start + width, device=device) - shift
-            draft, q = _draft(logits[rows], temperature, generator)
-            others = logits[rows[0]].topk(candidates).indices[1:].tolist()  # draft[0]'s siblings
+            # row j (j - 1 when shifted): kept as the block's width - 1 rows after the verifiers'
+            start = verify + path[-1] * (width - 1)
+            draft, q = _draft(logits[start : start + width - 1], temperature, generator)
+            others = logits[start].topk(candidates).indices[1:].tolist()  # draft[0]'s siblings
     stats.seconds += time.perf_counter() - clock
     return out[:max_new_tokens]

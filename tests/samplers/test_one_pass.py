@@ -221,3 +221,23 @@ def test_bad_tree_options_are_refused(models, candidates, temperature, message):
     with pytest.raises(ValueError, match=message):
         one_pass_self_decode(own, [5, 17], 4, 2, mask_id, candidates=candidates,
                              temperature=temperature)  # fmt: skip
+
+
+def test_the_lm_head_runs_on_the_read_rows_only(models):
+    """Each block has one column nobody reads (its first unshifted, its last shifted), so with a
+    draft of 3 the head runs on 4 + 4 * 3 = 16 of a forward's 20 rows (as ``generate`` runs it on
+    its last row alone); the run stays the model's AR-mode greedy output."""
+    assert one_pass.read_rows(2, 2, shift=0).tolist() == [0, 1, 3, 5]
+    assert one_pass.read_rows(2, 2, shift=1).tolist() == [0, 1, 2, 4]
+    assert one_pass.read_rows(3, 0, shift=1).tolist() == [0, 1, 2]  # no blocks: verifiers alone
+    _, own, mask_id = models
+    rows = []
+    hook = own.lm_head.register_forward_hook(lambda m, args, out: rows.append(args[0].shape[1]))
+    try:
+        got = one_pass_self_decode(own, PROMPTS[1], 12, 3, mask_id)
+    finally:
+        hook.remove()
+    assert got == _ar_greedy(own, PROMPTS[1], 12)
+    # the prefill (its own logits); the first forward: the pending token and its block's 3;
+    # the second: 4 verifying rows and 4 blocks' 3 (of 20 columns: the control)
+    assert rows[1:3] == [4, 16] and max(rows[1:]) == 16
