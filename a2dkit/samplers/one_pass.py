@@ -79,8 +79,9 @@ def one_pass_layout(
 def read_rows(verify: int, width: int, shift: int) -> torch.Tensor:
     """The rows of a forward (``one_pass_layout``'s columns) whose logits the decoder reads: every
     verifying column, then each block's ``width - 1`` draft rows (row j holds token j after the
-    block's first column, j >= 1, read at row j - ``shift``). The LM head runs on these alone
-    (``logits_to_keep``), as ``generate`` keeps only its last row."""
+    block's first column, j >= 1, read at row j - ``shift``), so block b's rows start at kept row
+    verify + b · (width - 1). The LM head runs on these alone (``logits_to_keep``), as
+    ``generate`` keeps only its last row."""
     rows = [*range(verify)]
     for block in range(verify if width else 0):
         start = verify + block * width - shift
@@ -211,7 +212,7 @@ def one_pass_self_decode(
         pending, draft, others = token, [], []
         if width:  # the block after the accepted column was drafted on exactly the committed
             # prefix; its column j holds token j after it (j = 0: the verifier's own), read at
-            # row j (j - 1 when shifted): kept as the block's width - 1 rows after the verifiers'
+            # row j (j - 1 when shifted): kept in order by read_rows
             start = verify + path[-1] * (width - 1)
             draft, q = _draft(logits[start : start + width - 1], temperature, generator)
             others = logits[start].topk(candidates).indices[1:].tolist()  # draft[0]'s siblings
